@@ -1,0 +1,258 @@
+"""The ``smartline`` command (DESIGN §12).
+
+Exit codes: 0 success, 2 bad input or refused action, 1 runtime failure.
+Messages go to stderr, data (JSON) to stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from ._version import __version__
+from .core import (
+    ConfigError,
+    DriverNotAvailableError,
+    SmartlineError,
+    WriteRefusedError,
+)
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+_profile_path_option = click.option(
+    "--profile-path", "profile_paths", multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Extra folder to search for device profiles (repeatable); searched before drivers/.")
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"smartline: {message}", err=True)
+    sys.exit(code)
+
+
+def _load_line(path: str, profile_paths: Sequence[Path]) -> object:
+    from .line import Line
+
+    try:
+        return Line.load(path, profile_paths=profile_paths)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(issue.format(), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="smartline")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """smartline: drive a retrofitted production line from files, tested before it runs."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_profile_path_option
+def check(files: tuple[Path, ...], profile_paths: tuple[Path, ...]) -> None:
+    """Validate line and device-profile files.
+
+    Every problem is reported, one per line, as FILE:LINE:COL: key.path: message.
+    Exits 2 if any file has a problem, 0 otherwise.
+    """
+    from .config import check_file
+
+    bad = False
+    for f in files:
+        try:
+            summary = check_file(f, profile_paths=profile_paths)
+        except ConfigError as exc:
+            bad = True
+            for issue in exc.issues:
+                click.echo(issue.format(), err=True)
+        else:
+            click.echo(summary)
+    sys.exit(EXIT_BAD_INPUT if bad else EXIT_OK)
+
+
+@cli.command()
+@click.argument("line", type=click.Path(path_type=Path))
+@click.argument("tags", nargs=-1)
+@click.option("--json", "as_json", is_flag=True,
+              help='Print a JSON object tag → {"value", "quality", "timestamp"}.')
+@_profile_path_option
+def read(line: Path, tags: tuple[str, ...], as_json: bool, profile_paths: tuple[Path, ...]) -> None:
+    """Read tags once (default: every tag of the line).
+
+    Exits 1 if a device could not be read (its tags are reported with quality "bad").
+    """
+    from .line import Line
+
+    ln = _load_line(str(line), profile_paths)
+    assert isinstance(ln, Line)
+    unknown = [t for t in tags if t not in ln.config.tags]
+    if unknown:
+        _fail(f"{line}: unknown tag(s): {', '.join(unknown)}", EXIT_BAD_INPUT)
+
+    async def go() -> dict[str, object]:
+        async with ln:
+            values = await ln.read(tags)
+        return {k: v for k, v in values.items()}
+
+    try:
+        values = asyncio.run(go())
+    except DriverNotAvailableError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    failed = [s for s in ln.last_read if not s.ok]
+    for s in failed:
+        click.echo(f"smartline: device {s.device!r}: {s.error}", err=True)
+    if as_json:
+        click.echo(json.dumps({k: v.as_json() for k, v in values.items()},  # type: ignore[attr-defined]
+                              indent=2))
+    else:
+        _print_table(ln, values)
+    sys.exit(EXIT_FAILURE if failed else EXIT_OK)
+
+
+def _print_table(ln: object, values: dict[str, object]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .cycle import TagValue
+    from .line import Line
+
+    assert isinstance(ln, Line)
+    table = Table(box=None, header_style="bold")
+    for col in ("tag", "value", "unit", "quality", "timestamp"):
+        table.add_column(col, justify="right" if col == "value" else "left")
+    for name, tv in values.items():
+        assert isinstance(tv, TagValue)
+        j = tv.as_json()
+        quality = str(j["quality"]) + (f" ({j['reason']})" if "reason" in j else "")
+        table.add_row(name, "—" if tv.value is None else _fmt(tv.value),
+                      ln.config.tags[name].unit or "", quality, str(j["timestamp"] or ""))
+    Console().print(table)
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, tuple):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def _parse_assignment(text: str) -> tuple[str, object]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"expected TAG=VALUE, found {text!r}")
+    value: object
+    low = raw.strip().lower()
+    if low in ("true", "on"):
+        value = True
+    elif low in ("false", "off"):
+        value = False
+    else:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+    return name.strip(), value
+
+
+@cli.command()
+@click.argument("line", type=click.Path(path_type=Path))
+@click.argument("assignments", nargs=-1, required=True)
+@click.option("--audit", "audit_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Audit log file (JSON lines). Default: "
+              "$SMARTLINE_AUDIT or ~/.local/state/smartline/audit.jsonl.")
+@_profile_path_option
+def write(line: Path, assignments: tuple[str, ...], audit_path: Path | None,
+          profile_paths: tuple[Path, ...]) -> None:
+    """Write TAG=VALUE (engineering units) to writable tags.
+
+    Every value is checked first (access, type, limits); if any is refused, nothing is
+    written and the command exits 2 with the reason. Every attempt is audited.
+    """
+    from .cycle import JsonlAudit
+    from .line import Line
+
+    values = dict(_parse_assignment(a) for a in assignments)
+    path = audit_path or Path(os.environ.get("SMARTLINE_AUDIT") or
+                              Path.home() / ".local" / "state" / "smartline" / "audit.jsonl")
+    ln = _load_line(str(line), profile_paths)
+    assert isinstance(ln, Line)
+    ln.io.audit = JsonlAudit(path)
+
+    async def go() -> None:
+        async with ln:
+            await ln.write(values)
+
+    try:
+        asyncio.run(go())
+    except (WriteRefusedError, DriverNotAvailableError) as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except SmartlineError as exc:
+        _fail(f"write failed: {exc}", EXIT_FAILURE)
+    click.echo(f"wrote {', '.join(f'{k}={v!r}' for k, v in values.items())}", err=True)
+
+
+@cli.command()
+@click.argument("line", type=click.Path(path_type=Path))
+@click.option("--cycles", type=click.IntRange(min=1), default=None,
+              help="Stop after N cycles of the fastest task.")
+@click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True),
+              default=None, help="Stop after S seconds.")
+@click.option("--stats", "stats_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write timing statistics as JSON to FILE on exit.")
+@click.option("--live/--no-live", default=None,
+              help="Live statistics in the terminal (default: when stdout is a terminal).")
+@_profile_path_option
+def run(line: Path, cycles: int | None, duration_s: float | None, stats_path: Path | None,
+        live: bool | None, profile_paths: tuple[Path, ...]) -> None:
+    """Run the line's tasks until Ctrl-C (or --cycles / --duration); outputs go safe on stop."""
+    from .run import run_line
+
+    if cycles is not None and duration_s is not None:
+        _fail("give --cycles or --duration, not both", EXIT_BAD_INPUT)
+    sys.exit(run_line(line, cycles=cycles, duration_s=duration_s, stats_path=stats_path,
+                      live=sys.stdout.isatty() if live is None else live,
+                      profile_paths=profile_paths))
+
+
+@cli.command()
+@click.option("--cycles", type=click.IntRange(min=1), default=None,
+              help="Stop after N cycles (unattended runs).")
+@click.option("--stats", "stats_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write timing statistics as JSON to FILE on exit.")
+@click.option("--live/--no-live", default=None,
+              help="Live statistics in the terminal (default: when stdout is a terminal).")
+def demo(cycles: int | None, stats_path: Path | None, live: bool | None) -> None:
+    """Run the demo line against its embedded simulator (Ctrl-C stops it cleanly)."""
+    from .run import run_demo
+
+    sys.exit(run_demo(cycles=cycles, stats_path=stats_path,
+                      live=sys.stdout.isatty() if live is None else live))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="smartline",
+                 standalone_mode=True)
+    except SmartlineError as exc:  # a last net: never a traceback for our own errors
+        _fail(str(exc), EXIT_FAILURE)
+
+
+if __name__ == "__main__":
+    main()
