@@ -147,8 +147,8 @@ class LineIO:
         """
         names = list(group.plans)
         tasks = [asyncio.ensure_future(self._read_one(d, group.plans[d])) for d in names]
-        if deadline_s is not None:
-            done, pending = await asyncio.wait(tasks, timeout=deadline_s)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=deadline_s)
             for t in pending:
                 t.cancel()
             if pending:
