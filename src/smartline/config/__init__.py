@@ -1,1 +1,36 @@
-"""smartline.config."""
+"""Line files and device profiles, loaded into frozen typed configuration.
+
+``load_line`` reads a line file (DESIGN §3) and everything it refers to; ``load_profile``
+reads a device profile (``drivers/vendor/model.yaml``); ``check_file`` validates any
+smartline file for ``smartline check``. Every problem is reported, as
+``FILE:LINE:COL: key.path: message``, in one :class:`~smartline.core.ConfigError`.
+"""
+
+from ._check import check_file
+from ._common import data_dir
+from ._line import load_line
+from ._profile import find_profile, load_profile
+from ._types import (
+    DeviceConfig,
+    LineConfig,
+    Profile,
+    ProfileManual,
+    ProfilePoint,
+    TaskConfig,
+    WatchdogConfig,
+)
+
+__all__ = [
+    "DeviceConfig",
+    "LineConfig",
+    "Profile",
+    "ProfileManual",
+    "ProfilePoint",
+    "TaskConfig",
+    "WatchdogConfig",
+    "check_file",
+    "data_dir",
+    "find_profile",
+    "load_line",
+    "load_profile",
+]
