@@ -218,7 +218,8 @@ def write(line: Path, assignments: tuple[str, ...], audit_path: Path | None,
 @click.option("--live/--no-live", default=None,
               help="Live statistics in the terminal (default: when stdout is a terminal).")
 @_profile_path_option
-def run(line: Path, cycles: int | None, duration_s: float | None, stats_path: Path | None,
+def run(  # noqa: PLR0917 (click passes one parameter per option)
+        line: Path, cycles: int | None, duration_s: float | None, stats_path: Path | None,
         live: bool | None, profile_paths: tuple[Path, ...]) -> None:
     """Run the line's tasks until Ctrl-C (or --cycles / --duration); outputs go safe on stop."""
     from .run import run_line

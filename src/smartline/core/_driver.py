@@ -351,9 +351,7 @@ class DriverBase(ABC):
         if not force and now < h.next_attempt_ns:
             wait = (h.next_attempt_ns - now) / 1e9
             if h.demoted:
-                raise DeviceDemotedError(
-                    f"demoted after {h.failures_in_row} failures in a row; next try in {wait:.2f} s",
-                    device=self.spec.name)
+                raise self._demoted_error()
             raise ConnectError(f"not connected ({h.last_error}); next attempt in {wait:.2f} s",
                                device=self.spec.name)
         try:
@@ -381,10 +379,7 @@ class DriverBase(ABC):
             self._check_open()
             h = self.health
             if h.demoted and self._connected and self.clock.now_ns() < h.next_attempt_ns:
-                wait = (h.next_attempt_ns - self.clock.now_ns()) / 1e9
-                raise DeviceDemotedError(
-                    f"demoted after {h.failures_in_row} failures in a row; next try in {wait:.2f} s",
-                    device=self.spec.name)
+                raise self._demoted_error()
             if not self._connected:
                 await self._connect_locked(force=False)
             self._wire_log.debug("%s %r", what, arg)
@@ -407,6 +402,13 @@ class DriverBase(ABC):
                 raise err from exc
             self._record_success(what)
             return result
+
+    def _demoted_error(self) -> DeviceDemotedError:
+        h = self.health
+        wait = (h.next_attempt_ns - self.clock.now_ns()) / 1e9
+        return DeviceDemotedError(
+            f"demoted after {h.failures_in_row} failures in a row; next try in {wait:.2f} s",
+            device=self.spec.name)
 
     def _wrap(self, exc: BaseException, what: str) -> SmartlineError:
         name = self.spec.name

@@ -35,7 +35,8 @@ BUILTIN_SCHEMES: Mapping[str, SchemeInfo] = MappingProxyType({
     s.scheme: s
     for s in (
         SchemeInfo("memory", "smartline.drivers.memory:MemoryDriver", "memory"),
-        SchemeInfo("modbus+tcp", "smartline.drivers.modbus:ModbusTcpDriver", "modbus", "modbus", 502),
+        SchemeInfo("modbus+tcp", "smartline.drivers.modbus:ModbusTcpDriver", "modbus", "modbus",
+                   502),
         SchemeInfo("modbus+rtu", "smartline.drivers.modbus:ModbusRtuDriver", "modbus", "modbus",
                    serial=True),
         SchemeInfo("modbus+rtuovertcp", "smartline.drivers.modbus:ModbusRtuOverTcpDriver",
@@ -45,7 +46,8 @@ BUILTIN_SCHEMES: Mapping[str, SchemeInfo] = MappingProxyType({
         SchemeInfo("serial", "smartline.drivers.serial:SerialInstrumentDriver", "profile",
                    "serial", serial=True),
         SchemeInfo("grbl", "smartline.drivers.cnc:GrblDriver", "profile", "serial", serial=True),
-        SchemeInfo("mtconnect+http", "smartline.drivers.cnc:MtConnectDriver", "profile", None, 5000),
+        SchemeInfo("mtconnect+http", "smartline.drivers.cnc:MtConnectDriver", "profile", None,
+                   5000),
     )
 })
 

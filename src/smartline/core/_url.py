@@ -49,12 +49,10 @@ def parse_url(text: str) -> ConnectionUrl:
     if scheme in _SERIAL_SCHEMES:
         port, _, query = rest.partition("?")
         # a nested pyserial URL may carry its own query: keep known keys for us only
-        if "://" in port:
-            inner = port
-        else:
-            inner = unquote(port)
+        inner = port if "://" in port else unquote(port)
         if not inner:
-            raise ValueError(f"expected a serial port after '{scheme}://', found nothing in {text!r}")
+            raise ValueError(
+                f"expected a serial port after '{scheme}://', found nothing in {text!r}")
         params = dict(parse_qsl(query, keep_blank_values=True))
         return ConnectionUrl(scheme=scheme, path=inner, params=MappingProxyType(params))
     parts = urlsplit(f"//{rest}")

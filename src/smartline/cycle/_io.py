@@ -7,11 +7,12 @@ Used by the cycle engine every cycle and by ``smartline read/write`` once.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -51,7 +52,7 @@ class AuditSink(Protocol):
 
 
 class JsonlAudit:
-    """Appends one JSON object per line to a file (flushed and fsync'd: audit must survive a crash)."""
+    """Appends one JSON object per line to a file, fsync'd: the audit must survive a crash."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -99,7 +100,7 @@ class LineIO:
         self.clock: Clock = clock if clock is not None else MonotonicClock()
         self.registry = registry if registry is not None else DriverRegistry()
         self.audit = audit
-        self.user = user or os.environ.get("USER", "unknown")
+        self.user = user or _current_user()
         self.drivers: dict[str, Driver] = {}
 
     def driver(self, device: str) -> Driver:
@@ -124,7 +125,7 @@ class LineIO:
         return ReadGroup(plans=plans, slots=slots)
 
     async def connect(self) -> dict[str, str]:
-        """Try to connect every device concurrently; returns device → error for those that failed."""
+        """Connect every device concurrently; returns device → error for those that failed."""
         devices = list(self.config.devices)
         results = await asyncio.gather(*(self.driver(d).connect() for d in devices),
                                        return_exceptions=True)
@@ -247,11 +248,8 @@ class LineIO:
         return {name: d.health.as_dict() for name, d in self.drivers.items()}
 
 
-def tag_names(config: LineConfig, selected: Sequence[str] = ()) -> list[str]:
-    """The selected tags (validated) or all tags of the line."""
-    if not selected:
-        return list(config.tags)
-    unknown = [t for t in selected if t not in config.tags]
-    if unknown:
-        raise KeyError(", ".join(unknown))
-    return list(selected)
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        return f"uid:{os.getuid()}"

@@ -14,7 +14,7 @@ def test_builtin_schemes_map_to_families():
 
 
 def test_unknown_scheme_lists_known_ones():
-    with pytest.raises(DriverNotAvailableError, match="unknown URL scheme 'ftp'.*modbus\\+tcp"):
+    with pytest.raises(DriverNotAvailableError, match=r"unknown URL scheme 'ftp'.*modbus\+tcp"):
         DriverRegistry(use_entry_points=False).info("ftp")
 
 
@@ -51,5 +51,6 @@ def test_entry_points_add_third_party_schemes(monkeypatch):
         name = "acme"
         value = "acme_driver:AcmeDriver"
 
-    monkeypatch.setattr(r, "entry_points", lambda group: [EP()] if group == r.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(r, "entry_points",
+                        lambda group: [EP()] if group == r.ENTRY_POINT_GROUP else [])
     assert DriverRegistry().info("acme").target == "acme_driver:AcmeDriver"

@@ -1,0 +1,147 @@
+"""The smartline command: check, read, write, --version, --help — run as a real process."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+LINE = """\
+smartline: 1
+line: cli-test
+devices:
+  plc: {url: "memory://cli-plc?persist=1"}
+tags:
+  level:    {device: plc, address: "level", unit: mm}
+  speed_sp: {device: plc, address: "speed", access: rw, unit: rpm, limits: [0, 100], safe: 0}
+  run:      {device: plc, address: "run:bool", access: rw}
+  count:    {device: plc, address: "count:int16", access: rw}
+  speeds:   {device: plc, address: "speeds:float64[3]"}
+tasks:
+  slow: {period_ms: 100, tags: [level, speed_sp]}
+"""
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = dict(os.environ)
+    e["SMARTLINE_STATE_DIR"] = str(tmp_path / "state")
+    e["SMARTLINE_AUDIT"] = str(tmp_path / "audit.jsonl")
+    return e
+
+
+@pytest.fixture
+def line(tmp_path):
+    p = tmp_path / "line.yaml"
+    p.write_text(LINE)
+    return p
+
+
+def sl(*args, env):
+    return subprocess.run([sys.executable, "-m", "smartline.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+def test_version_and_help_for_every_command(env):
+    r = sl("--version", env=env)
+    assert r.returncode == 0 and "smartline" in r.stdout
+    for cmd in ("check", "read", "write", "run", "demo"):
+        r = sl(cmd, "--help", env=env)
+        assert r.returncode == 0 and "Usage:" in r.stdout, cmd
+
+
+def test_check_accepts_a_good_file_with_a_summary(line, env):
+    r = sl("check", line, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "1 device, 5 tags, 1 task" in r.stdout
+
+
+def test_check_reports_every_problem_located_and_exits_2(tmp_path, env):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(LINE.replace('"speed", access', '"speed:float99", access')
+                   .replace("period_ms: 100", "period_ms: 0"))
+    r = sl("check", bad, env=env)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2, r.stderr
+    assert lines[0].startswith(f"{bad}:7:") and "tags.speed_sp.address" in lines[0]
+    assert lines[1].startswith(f"{bad}:12:") and "tasks.slow.period_ms" in lines[1]
+    assert "Traceback" not in r.stderr
+
+
+def test_check_never_prints_a_traceback_for_garbage(tmp_path, env):
+    for content in (b"\x00\xff\xfe garbage", b"smartline: [", b"- a\n- b\n", b""):
+        f = tmp_path / "g.yaml"
+        f.write_bytes(content)
+        r = sl("check", f, env=env)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and str(f) in r.stderr
+
+
+def test_write_then_read_round_trip_with_json(line, env, tmp_path):
+    r = sl("write", line, "speed_sp=55.5", "run=true", "count=-3", env=env)
+    assert r.returncode == 0, r.stderr
+    r = sl("read", line, "speed_sp", "run", "count", "level", "speeds", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["speed_sp"]["value"] == 55.5 and data["speed_sp"]["quality"] == "good"
+    assert data["run"]["value"] is True
+    assert data["count"]["value"] == -3
+    assert data["level"]["value"] == 0.0
+    assert data["speeds"]["value"] == [0.0, 0.0, 0.0]
+    assert data["level"]["timestamp"].endswith("Z")
+    audit = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert {(a["tag"], a["outcome"]) for a in audit} == {
+        ("speed_sp", "ok"), ("run", "ok"), ("count", "ok")}
+
+
+@pytest.mark.parametrize(
+    ("assignment", "reason"),
+    [
+        ("speed_sp=500", "limits"),
+        ("level=3", "read-only"),
+        ("speed_sp=fast", "number"),
+        ("count=1.5", "integer"),
+        ("count=40000", "int16"),
+        ("nope=1", "unknown tag"),
+    ],
+)
+def test_refused_write_exits_2_with_reason_and_writes_nothing(line, env, tmp_path, assignment,
+                                                              reason):
+    assert sl("write", line, "speed_sp=10", env=env).returncode == 0
+    r = sl("write", line, "speed_sp=20", assignment, env=env)
+    assert r.returncode == 2
+    assert reason in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    data = json.loads(sl("read", line, "speed_sp", "--json", env=env).stdout)
+    assert data["speed_sp"]["value"] == 10  # the valid half of the write was not sent either
+    audit = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert any(a["outcome"] == "refused" for a in audit)
+
+
+def test_read_unknown_tag_exits_2(line, env):
+    r = sl("read", line, "nope", env=env)
+    assert r.returncode == 2 and "unknown tag" in r.stderr
+
+
+def test_read_table_output(line, env):
+    r = sl("read", line, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "speed_sp" in r.stdout and "good" in r.stdout and "rpm" in r.stdout
+
+
+def test_read_of_an_unreachable_device_reports_bad_and_exits_1(tmp_path, env):
+    p = tmp_path / "down.yaml"
+    p.write_text(textwrap.dedent("""\
+        smartline: 1
+        line: down
+        devices:
+          plc: {url: "modbus+tcp://127.0.0.1:1?unit=1", timeout_ms: 300}
+        tags:
+          t: {device: plc, address: "hr:0"}
+        """))
+    r = sl("read", p, "--json", env=env)
+    assert r.returncode == 1, r.stderr
+    assert json.loads(r.stdout)["t"]["quality"] == "bad"
+    assert "plc" in r.stderr and "Traceback" not in r.stderr
