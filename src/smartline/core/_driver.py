@@ -30,6 +30,7 @@ from ._errors import (
     LinkBrokenError,
     ProtocolError,
     SmartlineError,
+    WriteRefusedError,
 )
 from ._quality import Quality, Reason
 from ._url import ConnectionUrl
@@ -394,6 +395,11 @@ class DriverBase(ABC):
                 if exc.device is None:
                     exc.device = self.spec.name
                 self._record_success(what)
+                raise
+            except WriteRefusedError as exc:
+                # refused before anything went on the wire: the link is fine
+                if exc.device is None:
+                    exc.device = self.spec.name
                 raise
             except BaseException as exc:
                 err = self._wrap(exc, what)

@@ -45,6 +45,12 @@ log = logging.getLogger(__name__)
 audit_log = logging.getLogger("smartline.audit")
 
 
+class SharedLinks(Protocol):
+    """Connections several drivers of a line share; closed with the line."""
+
+    async def aclose(self) -> None: ...
+
+
 class AuditSink(Protocol):
     """Where every write attempt is recorded (accepted, refused or failed)."""
 
@@ -102,6 +108,9 @@ class LineIO:
         self.audit = audit
         self.user = user or _current_user()
         self.drivers: dict[str, Driver] = {}
+        # links shared between devices (one RS-485 port, one TCP gateway), one pool per
+        # driver family per line: a driver class that shares links names a `pool_factory`
+        self._pools: dict[object, SharedLinks] = {}
 
     def driver(self, device: str) -> Driver:
         """The driver of ``device``, created on first use (imports its protocol library then)."""
@@ -109,7 +118,14 @@ class LineIO:
         if drv is None:
             cfg = self.config.devices[device]
             cls = self.registry.load(cfg.scheme.scheme)
-            drv = cls(cfg.spec(), clock=self.clock)
+            factory = getattr(cls, "pool_factory", None)
+            if factory is None:
+                drv = cls(cfg.spec(), clock=self.clock)
+            else:
+                pool = self._pools.get(factory)
+                if pool is None:
+                    pool = self._pools[factory] = factory()
+                drv = cls(cfg.spec(), clock=self.clock, pool=pool)
             self.drivers[device] = drv
         return drv
 
@@ -242,6 +258,9 @@ class LineIO:
         """Close every driver (each close is idempotent and never raises)."""
         await asyncio.gather(*(d.close() for d in self.drivers.values()),
                              return_exceptions=True)
+        await asyncio.gather(*(p.aclose() for p in self._pools.values()),
+                             return_exceptions=True)
+        self._pools.clear()
 
     def health(self) -> dict[str, dict[str, int | bool | str]]:
         """Per-device health counters for statistics."""

@@ -1,1 +1,1 @@
-"""smartline.drivers."""
+"""Protocol drivers, one subpackage per family; loaded lazily through the registry."""

@@ -1,0 +1,732 @@
+"""Modbus TCP, RTU and RTU-over-TCP drivers on pymodbus (async).
+
+A driver is one device (one unit id). Devices on the same physical link share one
+pymodbus client through a :class:`ModbusConnectionPool` and take turns on it; the driver
+plans its reads with :func:`plan_reads`, decodes every block of a plan in one vectorised
+pass, splits around holes the device reports, and coalesces writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+from pymodbus.pdu import ModbusPDU
+
+from ...core import (
+    Clock,
+    DeviceError,
+    DeviceSpec,
+    DeviceTimeoutError,
+    DriverBase,
+    LinkBrokenError,
+    Point,
+    ProtocolError,
+    Quality,
+    ReadPlan,
+    ReadResult,
+    Reason,
+    SmartlineError,
+    WriteItem,
+    WriteRefusedError,
+)
+from ...tags import ModbusAddress
+from ...tags.codec import BitLayout, RegisterLayout, encode_bits, encode_registers
+from ._link import LinkKey, ModbusConnectionPool, ModbusLink, SerialParams, silence_s
+from ._planner import (
+    READ_FC,
+    HoleMemory,
+    ModbusLimits,
+    ReadRequest,
+    WriteChunk,
+    WriteRequest,
+    plan_reads,
+    plan_writes,
+)
+
+__all__ = [
+    "EXCEPTION_NAMES",
+    "ModbusDriver",
+    "ModbusGatewayError",
+    "ModbusReadPlan",
+    "ModbusRtuDriver",
+    "ModbusRtuOverTcpDriver",
+    "ModbusTcpDriver",
+]
+
+log = logging.getLogger(__name__)
+
+#: Modbus exception codes and their names (Modbus Application Protocol v1.1b3, §7).
+EXCEPTION_NAMES: Mapping[int, str] = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+_GATEWAY_CODES = frozenset({10, 11})
+_NO_BITS: NDArray[np.uint8] = np.zeros(0, dtype=np.uint8)
+_READ_METHODS = {1: "read_coils", 2: "read_discrete_inputs", 3: "read_holding_registers",
+                 4: "read_input_registers"}
+
+
+class ModbusGatewayError(DeviceTimeoutError):
+    """A gateway answered exception 10/11: the device behind it is unreachable.
+
+    It counts as a failure of the device (backoff, demotion) — unlike other exception
+    responses, which prove the device is alive. ``code`` is the exception code.
+    """
+
+    def __init__(self, message: str, *, code: int, device: str | None = None) -> None:
+        super().__init__(message, device=device)
+        self.code = code
+
+
+def exception_error(code: int, what: str, device: str | None = None) -> SmartlineError:
+    """The smartline error for a Modbus exception response."""
+    name = EXCEPTION_NAMES.get(code, "unknown exception")
+    message = f"{what}: exception {code} ({name})"
+    if code in _GATEWAY_CODES:
+        return ModbusGatewayError(message, code=code, device=device)
+    return DeviceError(message, code=code, device=device)
+
+
+# -- the read plan ------------------------------------------------------------------------------
+
+@dataclasses.dataclass(slots=True)
+class _Unit:
+    """Atoms with one wire range inside one request, and the result positions they feed."""
+
+    start: int
+    end: int
+    positions: list[int]
+
+
+class ModbusReadPlan(ReadPlan):
+    """The requests for a set of points, with the decoding layouts built once.
+
+    The driver re-plans automatically when it learns a new hole (``holes_version``).
+    """
+
+    def __init__(self, points: Sequence[Point], limits: ModbusLimits, holes: HoleMemory) -> None:
+        super().__init__(points)
+        items: list[tuple[Point, ModbusAddress]] = []
+        for p in self.points:
+            if not isinstance(p.address, ModbusAddress):
+                raise SmartlineError(f"{p.address!r} is not a Modbus address", tag=p.tag)
+            items.append((p, p.address))
+        self.items = items
+        self.limits = limits
+        first = np.cumsum([0] + [p.address.elements for p in self.points])
+        self.first_pos: list[int] = [int(x) for x in first[:-1]]
+        self.holes_version = -1
+        self.requests: list[ReadRequest] = []
+        self.build(holes)
+
+    @property
+    def request_count(self) -> int:
+        return len(self.requests)
+
+    def build(self, holes: HoleMemory) -> None:
+        """(Re-)plan against the device's known holes and rebuild the decoding layouts."""
+        self.holes_version = holes.version
+        self.requests = plan_reads(self.items, self.limits, holes)
+        reg_items: list[tuple[int, ModbusAddress, int]] = []
+        bit_items: list[tuple[int, ModbusAddress, int]] = []
+        self.offsets: list[int] = []  # offset of each request in its buffer
+        self.units: list[list[_Unit]] = []
+        covered = np.zeros(len(self.slots), dtype=bool)
+        n_regs = n_bits = 0
+        for req in self.requests:
+            is_bits = req.area in ("co", "di")
+            base = n_bits if is_bits else n_regs
+            self.offsets.append(base)
+            units: dict[tuple[int, int], _Unit] = {}
+            for piece in req.pieces:
+                point, addr = self.items[piece.item]
+                sub = addr
+                if addr.count is not None and (piece.first or piece.count != addr.count):
+                    width = 1 if is_bits else addr.registers_per_element
+                    sub = dataclasses.replace(addr, offset=addr.offset + piece.first * width,
+                                              count=piece.count)
+                slot = point.slot + piece.first
+                (bit_items if is_bits else reg_items).append((slot, sub, base + piece.offset))
+                pos0 = self.first_pos[piece.item] + piece.first
+                if is_bits:
+                    atom_len = 1
+                elif addr.count is not None:
+                    atom_len = addr.registers_per_element
+                else:
+                    atom_len = addr.registers
+                for k in range(piece.count):
+                    s = req.start + piece.offset + k * atom_len
+                    u = units.setdefault((s, s + atom_len), _Unit(s, s + atom_len, []))
+                    u.positions.append(pos0 + k)
+                    covered[pos0 + k] = True
+            self.units.append(sorted(units.values(), key=lambda u: (u.start, u.end)))
+            if is_bits:
+                n_bits += req.count
+            else:
+                n_regs += req.count
+        self.n_registers, self.n_bits = n_regs, n_bits
+        self.dead: NDArray[np.intp] = np.flatnonzero(~covered).astype(np.intp)
+        self.reg_layout = RegisterLayout(reg_items) if reg_items else None
+        self.bit_layout = BitLayout(bit_items) if bit_items else None
+        self.reg_pos = self._positions(self.reg_layout)
+        self.bit_pos = self._positions(self.bit_layout)
+        self.reg_identity = bool(len(self.reg_pos) == len(self.slots) and
+                                 (self.reg_pos == np.arange(len(self.slots))).all())
+
+    def _positions(self, layout: RegisterLayout | BitLayout | None) -> NDArray[np.intp]:
+        if layout is None:
+            return np.zeros(0, dtype=np.intp)
+        order = np.argsort(self.slots, kind="stable")
+        sorted_slots = self.slots[order]
+        idx = np.searchsorted(sorted_slots, np.asarray(layout.slots, dtype=np.intp))
+        return order[idx].astype(np.intp)
+
+
+# -- the drivers -------------------------------------------------------------------------------
+
+def _option_int(options: Mapping[str, int | float | str | bool], name: str, default: int,
+                lo: int, hi: int) -> int:
+    value = options.get(name, default)
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"option {name} must be an integer {lo}..{hi}, found {value!r}") from None
+    if not lo <= number <= hi:
+        raise ValueError(f"option {name} must be {lo}..{hi}, found {number}")
+    return number
+
+
+def _option_bool(options: Mapping[str, int | float | str | bool], name: str,
+                 default: bool) -> bool:
+    value = options.get(name, default)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+class ModbusDriver(DriverBase):
+    """Common Modbus behaviour; use :class:`ModbusTcpDriver`, :class:`ModbusRtuDriver`
+    or :class:`ModbusRtuOverTcpDriver` (the URL scheme picks one through the registry).
+
+    Options (``DeviceSpec.options``; ``unit`` also as ``?unit=`` in the URL):
+    ``unit`` (default 1), ``max_registers`` (125), ``max_bits`` (2000), ``max_gap`` (16),
+    ``max_bit_gap`` (16 × max_gap), ``max_write_registers`` (123), ``max_write_bits``
+    (1968), ``inter_frame_ms`` (RTU: 3.5 characters, 1.75 ms above 19200 baud),
+    ``share_connection`` (true), ``write_multiple_only`` (false: FC5/FC6 for single values).
+    """
+
+    family: ClassVar[str] = "modbus"
+    kind: ClassVar[str] = ""
+    #: What the code creating a line's drivers instantiates once and passes to each Modbus
+    #: driver as ``pool=`` so that devices on one port or gateway share it (ADR 0005).
+    pool_factory: ClassVar[type[ModbusConnectionPool]] = ModbusConnectionPool
+
+    def __init__(self, spec: DeviceSpec, *, clock: Clock | None = None,
+                 rng: random.Random | None = None,
+                 pool: ModbusConnectionPool | None = None) -> None:
+        super().__init__(spec, clock=clock, rng=rng)
+        opts: dict[str, int | float | str | bool] = dict(spec.options)
+        if "unit" in spec.url.params:
+            opts["unit"] = spec.url.params["unit"]
+        self.unit = _option_int(opts, "unit", 1, 1 if self.kind == "rtu" else 0,
+                                247 if self.kind == "rtu" else 255)
+        self.limits = ModbusLimits.from_options(opts)
+        self.write_multiple_only = _option_bool(opts, "write_multiple_only", False)
+        self.holes = HoleMemory()
+        self.pool = pool if pool is not None else ModbusConnectionPool()
+        self.link: ModbusLink = self._make_link(opts)
+        self._broken = False
+        self._requests_total = 0
+        self._requests_last = 0
+        self._exceptions: dict[int, int] = {}
+        self._demotions = 0
+        self._planned = 0
+        self._prepared: tuple[list[WriteChunk], dict[int, tuple[int, int, list[str]]]] = ([], {})
+
+    # -- link ---------------------------------------------------------------------------------
+    def _make_link(self, opts: Mapping[str, int | float | str | bool]) -> ModbusLink:
+        url = self.spec.url
+        tag = "" if _option_bool(opts, "share_connection", True) else f"{self.spec.name}"
+        inter_ms = opts.get("inter_frame_ms")
+        if self.kind == "rtu":
+            serial = self._serial_params(opts)
+            inter = silence_s(serial) if inter_ms is None else float(inter_ms) / 1e3
+            key = LinkKey("rtu", url.path, tag)
+            return self.pool.link(key, serial=serial, inter_frame_s=inter)
+        host = url.host or "127.0.0.1"
+        port = url.port or 502
+        inter = 0.0 if inter_ms is None else float(inter_ms) / 1e3
+        return self.pool.link(LinkKey(self.kind, f"{host}:{port}", tag), host=host, port=port,
+                              inter_frame_s=inter)
+
+    def _serial_params(self, opts: Mapping[str, int | float | str | bool]) -> SerialParams:
+        merged: dict[str, int | float | str | bool] = {**opts, **self.spec.url.params}
+        parity = str(merged.get("parity", "N")).upper()[:1]
+        if parity not in ("N", "E", "O"):
+            raise ValueError(f"parity must be N, E or O, found {merged.get('parity')!r}")
+        return SerialParams(
+            baudrate=_option_int(merged, "baudrate", 19200, 50, 4_000_000),
+            parity=parity,
+            stopbits=_option_int(merged, "stopbits", 1, 1, 2),
+            bytesize=_option_int(merged, "bytesize", 8, 7, 8),
+        )
+
+    # -- public additions ------------------------------------------------------------------------
+    async def read(self, plan: ReadPlan) -> ReadResult:
+        """Execute ``plan`` in this device's turn on its link (the wait is not timed)."""
+        async with self.link.turn:
+            was = self.health.demoted
+            self.link.cut_short = None
+            try:
+                return await super().read(plan)
+            except DeviceTimeoutError as exc:
+                raise self._timed_out(exc) from exc.__cause__
+            finally:
+                self._count_demotion(was)
+
+    async def write(self, items: Sequence[WriteItem]) -> None:
+        """Write raw values in this device's turn on its link."""
+        if not items:
+            return
+        chunks = self._chunks(items)  # refusals raise here, before any I/O or failure count
+        masks = self._bit_writes(items)
+        async with self.link.turn:
+            was = self.health.demoted
+            self.link.cut_short = None
+            self._prepared = (chunks, masks)
+            try:
+                await super().write(items)
+            except DeviceTimeoutError as exc:
+                raise self._timed_out(exc) from exc.__cause__
+            finally:
+                self._prepared = ([], {})
+                self._count_demotion(was)
+
+    def _timed_out(self, exc: DeviceTimeoutError) -> SmartlineError:
+        """A timeout with bytes but no valid frame on the wire is a protocol error."""
+        problem, self.link.cut_short = self.link.cut_short, None
+        if problem is None or isinstance(exc, ModbusGatewayError):
+            return exc
+        return ProtocolError(problem, device=self.spec.name)
+
+    def _count_demotion(self, was: bool) -> None:
+        if self.health.demoted and not was:
+            self._demotions += 1
+
+    def forget_holes(self) -> None:
+        """Forget the holes learnt so far (plans re-probe them on their next read)."""
+        self.holes.clear()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the cycle statistics and ``smartline run``."""
+        return {
+            "device": self.spec.name,
+            "unit": self.unit,
+            "link": str(self.link.key),
+            "link_users": len(self.link.users),
+            "planned_requests": self._planned,
+            "requests_per_cycle": self._requests_last,
+            "requests": self._requests_total,
+            "holes": len(self.holes),
+            "hole_ranges": {a: [list(r) for r in rs] for a, rs in self.holes.as_mapping().items()},
+            "exceptions": dict(self._exceptions),
+            "demotions": self._demotions,
+            "bad_frames": self.link.frames_bad,
+            "health": self.health.as_dict(),
+        }
+
+    # -- hooks ------------------------------------------------------------------------------------
+    async def _connect(self) -> None:
+        await self.link.open(self)
+
+    async def _close(self) -> None:
+        broken, self._broken = self._broken, False
+        await self.link.release(self, broken=broken)
+
+    def _plan(self, points: Sequence[Point]) -> ReadPlan:
+        plan = ModbusReadPlan(points, self.limits, self.holes)
+        self._planned = plan.request_count
+        return plan
+
+    async def _read(self, plan: ReadPlan) -> ReadResult:
+        if not isinstance(plan, ModbusReadPlan):
+            raise SmartlineError("this plan was not made by a Modbus driver",
+                                 device=self.spec.name)
+        if plan.holes_version != self.holes.version:
+            plan.build(self.holes)
+            self._planned = plan.request_count
+        n = len(plan.slots)
+        quality = np.zeros(n, dtype=np.uint8)
+        reason = np.zeros(n, dtype=np.uint8)
+        regs = np.empty(plan.n_registers, dtype=np.uint16)  # a failed request's part is BAD
+        bits = np.zeros(plan.n_bits, dtype=np.uint8) if plan.n_bits else _NO_BITS
+        read = _PlanRead(self, plan, regs=regs, bits=bits, quality=quality, reason=reason)
+        try:
+            for index, req in enumerate(plan.requests):
+                await read.request(index, req)
+        except BaseException as exc:
+            self._note_failure(exc)
+            raise
+        finally:
+            self._requests_last = read.sent
+            self._requests_total += read.sent
+            self.health.requests += read.sent
+        texts: dict[int, str] = {}
+        if plan.reg_layout is not None:
+            values, texts = plan.reg_layout.decode(regs)
+            if plan.bit_layout is None and plan.reg_identity:
+                raw = values  # every point is a register value, in plan order
+            else:
+                raw = np.full(n, np.nan)
+                raw[plan.reg_pos] = values
+        else:
+            raw = np.full(n, np.nan)
+        if plan.bit_layout is not None:
+            values, _ = plan.bit_layout.decode(bits)
+            raw[plan.bit_pos] = values
+        nan = np.isnan(raw)
+        if read.failed or len(plan.dead) or nan.any():
+            if len(plan.dead):
+                quality[plan.dead] = Quality.BAD
+                reason[plan.dead] = Reason.DEVICE_ERROR
+            nan &= quality == Quality.GOOD  # NaN floats, non-ASCII strings
+            quality[nan] = Quality.BAD
+            reason[nan] = Reason.DECODE_ERROR
+            bad = quality != Quality.GOOD
+            raw[bad] = np.nan
+            if texts:
+                for pos in np.flatnonzero(bad).tolist():
+                    texts.pop(int(plan.slots[pos]), None)
+        if plan.holes_version != self.holes.version:
+            plan.build(self.holes)  # learnt a hole: the next read goes around it
+            self._planned = plan.request_count
+        return ReadResult(slots=plan.slots, raw=raw, quality=quality, reason=reason,
+                          timestamp_ns=self.clock.wall_ns(), texts=texts, requests=read.sent)
+
+    def _note_failure(self, exc: BaseException) -> None:
+        """Decide whether the link must be re-opened after ``exc``."""
+        if isinstance(exc, TimeoutError):
+            return  # a silent device, not a broken link (TimeoutError is an OSError)
+        if isinstance(exc, ProtocolError):
+            if self.kind == "tcp":
+                self._broken = True  # the TCP stream is out of step: start afresh
+            return
+        if isinstance(exc, LinkBrokenError) or (
+                isinstance(exc, OSError) and not isinstance(exc, SmartlineError)):
+            self._broken = True
+
+    async def wire_read(self, area: str, start: int, count: int, *, raw: bool = False
+                        ) -> list[int] | list[bool] | NDArray[np.uint16]:
+        """One read request on the wire; exception responses raise (see :func:`exception_error`).
+
+        With ``raw``, registers come back as a uint16 array taken from the frame's bytes.
+        """
+        fc = READ_FC[area]
+        unit = self.unit
+        method = _READ_METHODS[fc]
+
+        def send(client: Any) -> Awaitable[ModbusPDU]:
+            return getattr(client, method)(start, count=count, device_id=unit)  # type: ignore[no-any-return]
+
+        pdu = await self.link.call(unit, fc, send)
+        if pdu.isError():
+            code = int(getattr(pdu, "exception_code", 0))
+            self._exceptions[code] = self._exceptions.get(code, 0) + 1
+            raise exception_error(code, f"read {area}:{start}+{count}", self.spec.name)
+        if fc > 2:
+            if raw:
+                data = self.link.register_bytes(pdu, count)
+                if data is not None:
+                    return np.frombuffer(data, dtype=">u2")
+            words: list[int] = list(pdu.registers)
+            if len(words) != count:
+                raise ProtocolError(f"read {area}:{start}+{count}: {len(words)} registers "
+                                    "in the answer")
+            return words
+        got = pdu.bits
+        if len(got) < count:
+            raise ProtocolError(f"read {area}:{start}+{count}: {len(got)} bits in the answer")
+        return [bool(b) for b in got[:count]]
+
+    async def _wire_write(self, req: WriteRequest) -> None:
+        unit = self.unit
+        fc = req.function_code
+        values: Any = list(req.values)
+        start = req.start
+        send: Callable[[Any], Awaitable[ModbusPDU]]
+        if fc == 5:
+            def send(c: Any) -> Awaitable[ModbusPDU]:
+                return c.write_coil(start, bool(values[0]), device_id=unit)  # type: ignore[no-any-return]
+        elif fc == 6:
+            def send(c: Any) -> Awaitable[ModbusPDU]:
+                return c.write_register(start, int(values[0]), device_id=unit)  # type: ignore[no-any-return]
+        elif fc == 15:
+            def send(c: Any) -> Awaitable[ModbusPDU]:
+                return c.write_coils(start, values, device_id=unit)  # type: ignore[no-any-return]
+        else:
+            def send(c: Any) -> Awaitable[ModbusPDU]:
+                return c.write_registers(start, values, device_id=unit)  # type: ignore[no-any-return]
+        pdu = await self.link.call(unit, fc, send)
+        self._requests_total += 1
+        self.health.requests += 1
+        if pdu.isError():
+            code = int(getattr(pdu, "exception_code", 0))
+            self._exceptions[code] = self._exceptions.get(code, 0) + 1
+            tags = ", ".join(req.tags)
+            raise exception_error(code, f"write {req.area}:{start}+{req.count} ({tags})",
+                                  self.spec.name)
+
+    async def _write(self, items: Sequence[WriteItem]) -> None:
+        chunks, masks = self._prepared
+        self._prepared = ([], {})
+        if not chunks and not masks:  # called directly, not through write()
+            chunks, masks = self._chunks(items), self._bit_writes(items)
+        try:
+            if masks:
+                chunks.extend(await self._merge_bits(masks))
+            for req in plan_writes(chunks, self.limits,
+                                   single_as_multiple=self.write_multiple_only):
+                await self._wire_write(req)
+        except BaseException as exc:
+            self._note_failure(exc)
+            raise
+
+    def _chunks(self, items: Sequence[WriteItem]) -> list[WriteChunk]:
+        chunks: list[WriteChunk] = []
+        for it in items:
+            addr = it.point.address
+            if not isinstance(addr, ModbusAddress):
+                raise WriteRefusedError(f"{addr!r} is not a Modbus address", tag=it.point.tag)
+            if not addr.writable_area:
+                raise WriteRefusedError(f"{addr.canonical()} is read-only: only coils and "
+                                        "holding registers can be written", tag=it.point.tag)
+            if addr.bit is not None:
+                continue
+            try:
+                if addr.is_bit_area:
+                    bit_values = tuple(bool(b) for b in encode_bits(addr, it.value))
+                    chunks.append(WriteChunk(addr.area, addr.offset, bit_values, 1, it.point.tag))
+                else:
+                    words = tuple(int(w) for w in encode_registers(addr, it.value))
+                    unit = len(words) if addr.is_text else addr.registers_per_element
+                    chunks.append(WriteChunk(addr.area, addr.offset, words, unit, it.point.tag))
+            except (ValueError, TypeError) as exc:
+                raise WriteRefusedError(f"cannot encode {it.value!r} as {addr.canonical()}: "
+                                        f"{exc}", tag=it.point.tag) from exc
+        return chunks
+
+    @staticmethod
+    def _bit_writes(items: Sequence[WriteItem]) -> dict[int, tuple[int, int, list[str]]]:
+        """Bits in holding registers: register → (mask of bits to change, their values, tags)."""
+        masks: dict[int, tuple[int, int, list[str]]] = {}
+        for it in items:
+            addr = it.point.address
+            if isinstance(addr, ModbusAddress) and addr.bit is not None:
+                if not isinstance(it.value, bool | int) or int(it.value) not in (0, 1):
+                    raise WriteRefusedError(f"expected a bool for {addr.canonical()}, found "
+                                            f"{it.value!r}", tag=it.point.tag)
+                mask, value, tags = masks.get(addr.offset, (0, 0, []))
+                bit = 1 << addr.bit
+                value = (value | bit) if it.value else (value & ~bit)
+                masks[addr.offset] = (mask | bit, value, [*tags, it.point.tag])
+        return masks
+
+    async def _merge_bits(self, masks: Mapping[int, tuple[int, int, list[str]]]
+                          ) -> list[WriteChunk]:
+        """Read-modify-write of the registers that hold bits to write (not atomic on the device)."""
+        chunks: list[WriteChunk] = []
+        offsets = sorted(masks)
+        runs: list[list[int]] = []
+        for off in offsets:
+            if runs and off - runs[-1][0] < self.limits.max_registers and \
+                    off - runs[-1][-1] <= self.limits.max_gap + 1:
+                runs[-1].append(off)
+            else:
+                runs.append([off])
+        for run in runs:
+            current = await self.wire_read("hr", run[0], run[-1] - run[0] + 1)
+            self._requests_total += 1
+            self.health.requests += 1
+            for off in run:
+                mask, value, tags = masks[off]
+                word = (int(current[off - run[0]]) & ~mask) | (value & mask)
+                chunks.append(WriteChunk("hr", off, (word & 0xFFFF,), 1, ",".join(tags)))
+        return chunks
+
+
+class _PlanRead:
+    """One execution of a plan: requests, hole splitting and failure marking."""
+
+    def __init__(self, driver: ModbusDriver, plan: ModbusReadPlan, *, regs: NDArray[np.uint16],
+                 bits: NDArray[np.uint8], quality: NDArray[np.uint8], reason: NDArray[np.uint8],
+                 ) -> None:
+        self.d = driver
+        self.plan = plan
+        self.regs = regs
+        self.bits = bits
+        self.quality = quality
+        self.reason = reason
+        self.sent = 0
+        self.failed = False
+
+    def _mark(self, positions: Sequence[int], why: Reason) -> None:
+        self.failed = True
+        if positions:
+            idx = np.asarray(positions, dtype=np.intp)
+            self.quality[idx] = Quality.BAD
+            self.reason[idx] = why
+
+    async def request(self, index: int, req: ReadRequest) -> None:
+        base = self.plan.offsets[index]
+        self.sent += 1
+        try:
+            if req.area in ("co", "di"):
+                self.bits[base:base + req.count] = await self.d.wire_read(
+                    req.area, req.start, req.count)
+            else:
+                self.regs[base:base + req.count] = await self.d.wire_read(
+                    req.area, req.start, req.count, raw=True)
+        except DeviceError as exc:
+            units = self.plan.units[index]
+            if exc.code == 2 and len(units) > 1:
+                await self._split(req, base, units)
+                return
+            if exc.code == 2:
+                self._hole(req.area, units[0].start, units[0].end, units)
+            self._fail(units, exc)
+
+    async def _fetch(self, req: ReadRequest, base: int, start: int, end: int) -> None:
+        self.sent += 1
+        at = base + start - req.start
+        count = end - start
+        if req.area in ("co", "di"):
+            self.bits[at:at + count] = await self.d.wire_read(req.area, start, count)
+            return
+        self.regs[at:at + count] = await self.d.wire_read(req.area, start, count, raw=True)
+
+    def _fail(self, units: Sequence[_Unit], exc: DeviceError) -> None:
+        self.d.health.last_error = exc.message
+        self._mark([p for u in units for p in u.positions], Reason.DEVICE_ERROR)
+
+    def _hole(self, area: str, start: int, end: int, units: Sequence[_Unit]) -> None:
+        if self.d.holes.add(area, start, end):
+            tags = sorted({self.plan.points[self._point_of(p)].tag
+                           for u in units for p in u.positions})
+            log.warning("%s: %s:%d..%d answer 'illegal data address'; tags %s are BAD "
+                        "(DEVICE_ERROR) and later reads leave these addresses out",
+                        self.d.spec.name, area, start, end - 1, ", ".join(tags))
+
+    def _point_of(self, position: int) -> int:
+        first = self.plan.first_pos
+        lo, hi = 0, len(first) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if first[mid] <= position:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    async def _split(self, req: ReadRequest, base: int, units: list[_Unit]) -> None:
+        """A merged request hit a hole: read the parts, find the hole, remember it."""
+        ok: list[tuple[int, int]] = []
+        clean = await self._bisect(req, base, units, ok)
+        if not clean:
+            return
+        # what was refused, read by no part, and part of no tag: the hole(s) in the gaps
+        covered = [(u.start, u.end)
+                   for r, us in zip(self.plan.requests, self.plan.units, strict=True)
+                   if r.area == req.area for u in us]
+        pos = req.start
+        gaps: list[tuple[int, int]] = []
+        for s, e in sorted(ok + covered):
+            if e <= pos:
+                continue
+            if s > pos:
+                gaps.append((pos, min(s, req.end)))
+            pos = max(pos, e)
+            if pos >= req.end:
+                break
+        for s, e in gaps:
+            if s < e and self.d.holes.add(req.area, s, e):
+                log.warning("%s: reading %s:%d..%d answers 'illegal data address' while its "
+                            "parts answer: %s:%d..%d is a hole; later reads go around it "
+                            "(no tag lost)", self.d.spec.name, req.area, req.start, req.end - 1,
+                            req.area, s, e - 1)
+
+    async def _bisect(self, req: ReadRequest, base: int, units: list[_Unit],
+                      ok: list[tuple[int, int]]) -> bool:
+        """Read ``units`` in two halves (split at the widest gap), recursively.
+
+        Returns False if some part failed for another reason than a hole (then no gap
+        is blamed).
+        """
+        clean = True
+        for half in _halves(units):
+            start, end = half[0].start, max(u.end for u in half)
+            try:
+                await self._fetch(req, base, start, end)
+                ok.append((start, end))
+            except DeviceError as exc:
+                if exc.code != 2:
+                    self._fail(half, exc)
+                    clean = False
+                elif len(half) > 1:
+                    clean = await self._bisect(req, base, half, ok) and clean
+                else:
+                    self._hole(req.area, start, end, half)
+                    self._fail(half, exc)
+        return clean
+
+
+def _halves(units: list[_Unit]) -> list[list[_Unit]]:
+    """Split units (sorted) at the widest gap between neighbours, else in the middle."""
+    if len(units) < 2:
+        return [units]
+    best, cut = -1, len(units) // 2
+    reach = units[0].end
+    for i in range(1, len(units)):
+        gap = units[i].start - reach
+        if gap > best:
+            best, cut = gap, i
+        reach = max(reach, units[i].end)
+    if best <= 0:
+        cut = len(units) // 2
+    return [units[:cut], units[cut:]]
+
+
+class ModbusTcpDriver(ModbusDriver):
+    """``modbus+tcp://host:port?unit=N`` — Modbus/TCP (MBAP framing)."""
+
+    kind: ClassVar[str] = "tcp"
+
+
+class ModbusRtuOverTcpDriver(ModbusDriver):
+    """``modbus+rtuovertcp://host:port?unit=N`` — RTU frames through a TCP serial gateway."""
+
+    kind: ClassVar[str] = "rtuovertcp"
+
+
+class ModbusRtuDriver(ModbusDriver):
+    """``modbus+rtu://PORT?baudrate=&parity=&stopbits=&unit=`` — Modbus RTU on a serial line.
+
+    PORT is a device path or any pyserial URL (``socket://``, ``rfc2217://``, ``loop://``).
+    Devices with the same PORT share the port and take turns with the inter-frame silence.
+    """
+
+    kind: ClassVar[str] = "rtu"
