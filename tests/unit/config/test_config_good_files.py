@@ -28,14 +28,14 @@ def test_the_data_folders_are_found() -> None:
     assert data_dir("drivers").is_dir()
     assert data_dir("hil_sim").is_dir()
     assert data_dir("recipes") / "example-line.yaml" in RECIPE_FILES
-    assert data_dir("recipes") / "design-example.yaml" in RECIPE_FILES
     with pytest.raises(ValueError, match="unknown data kind"):
         data_dir("nope")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("path", RECIPE_FILES, ids=_id)
 def test_every_recipe_file_checks(path: Path) -> None:
-    summary = check_file(path, env=ENV)
+    # shipped lines need no secrets: `smartline check recipes/*.yaml` passes on any machine
+    summary = check_file(path, env={})
     assert summary.startswith(f"{path}: ")
 
 
@@ -62,7 +62,7 @@ def test_example_line_summary() -> None:
 
 
 def test_design_example_needs_its_password_variable() -> None:
-    path = data_dir("recipes") / "design-example.yaml"
+    path = GOOD / "design-example.yaml"
     assert check_file(path, env=ENV) == f"{path}: line 'bottling-1': 6 devices, 8 tags, 2 tasks"
     with pytest.raises(ValueError, match="environment variable VISION_PW is not set"):
         check_file(path, env={})
