@@ -34,7 +34,7 @@ class TagValue:
     timestamp_ns: int
 
     def as_json(self) -> dict[str, object]:
-        """``{"value", "quality", "timestamp"}`` (ISO-8601 UTC timestamp) as ``smartline read`` prints."""
+        """``{"value", "quality", "timestamp"}`` (ISO-8601 UTC) as ``smartline read`` prints."""
         from datetime import UTC, datetime
 
         ts = (datetime.fromtimestamp(self.timestamp_ns / 1e9, tz=UTC)
@@ -48,7 +48,7 @@ class TagValue:
 
 
 class Snapshot:
-    """Preallocated copy of a set of slots, refreshed once per cycle by :meth:`ProcessImage.snapshot_into`."""
+    """Preallocated copy of a set of slots, refreshed by :meth:`ProcessImage.snapshot_into`."""
 
     def __init__(self, slots: Sequence[int] | NDArray[np.intp]) -> None:
         self.slots: NDArray[np.intp] = np.asarray(slots, dtype=np.intp)
@@ -145,7 +145,8 @@ class ProcessImage:
                 self.reason[slots] = reason
             self.updates += 1
 
-    def store(self, slots: NDArray[np.intp], values: NDArray[np.float64], timestamp_ns: int) -> None:
+    def store(self, slots: NDArray[np.intp], values: NDArray[np.float64],
+              timestamp_ns: int) -> None:
         """Put engineering values written by this controller (outputs) into the image as GOOD."""
         with self.lock:
             self.value[slots] = values
@@ -208,7 +209,8 @@ class OutputTracker:
     written once, every value counts as changed.
     """
 
-    def __init__(self, slots: NDArray[np.intp], deadband: NDArray[np.float64] | None = None) -> None:
+    def __init__(self, slots: NDArray[np.intp],
+                 deadband: NDArray[np.float64] | None = None) -> None:
         self.slots = slots
         n = len(slots)
         self.last: NDArray[np.float64] = np.full(n, np.nan)

@@ -1,0 +1,332 @@
+"""What ``smartline run`` and ``smartline demo`` do: run a line's tasks with live statistics.
+
+:func:`run_line` and :func:`run_demo` return the process exit code (0 success, 1 runtime
+failure such as a task fault, 2 bad input such as an invalid line file or a program that
+does not compile). SIGINT and SIGTERM stop the line cleanly: every task stops and every
+output goes to its ``safe`` value before the function returns; a second signal cancels
+whatever is still waiting. The statistics file, when asked for, is written on every exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from .config import LineConfig
+from .core import (
+    Clock,
+    ConfigError,
+    CycleOverrunError,
+    DriverNotAvailableError,
+    SmartlineError,
+    parse_url,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from .cycle import Engine, EngineStats
+    from .line import Line
+
+__all__ = ["build_engine", "run_demo", "run_engine", "run_line", "with_device_urls"]
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+_REFRESH_S = 0.25
+_SIM_START_S = 60.0  # a cold start compiles the plant model
+
+
+def with_device_urls(config: LineConfig, urls: Mapping[str, str]) -> LineConfig:
+    """The same line with some devices' URLs replaced (same scheme), e.g. a simulator's."""
+    devices = dict(config.devices)
+    for name, url in urls.items():
+        dev = devices[name]
+        new = parse_url(url)
+        if new.scheme != dev.url.scheme:
+            raise ValueError(f"device {name}: cannot change scheme {dev.url.scheme} to "
+                             f"{new.scheme}")
+        devices[name] = dataclasses.replace(dev, url=new)
+    return dataclasses.replace(config, devices=MappingProxyType(devices))
+
+
+def build_engine(config: LineConfig, *, clock: Clock | None = None,
+                 on_advance: Sequence[Callable[[int], None]] = ()) -> tuple[Line, Engine]:
+    """A :class:`~smartline.line.Line` for ``config`` and an engine for its tasks."""
+    from .cycle import Engine
+    from .line import Line
+
+    line = Line(config, clock=clock)
+    engine = Engine.from_config(config, line.image, line.io, clock=line.clock,
+                                on_advance=on_advance)
+    return line, engine
+
+
+async def run_engine(engine: Engine, line: Line, *, cycles: int | None = None,
+                     duration_s: float | None = None, stats_path: Path | None = None,
+                     live: bool = False, console: Console | None = None,
+                     extra: Callable[[], RenderableType] | None = None) -> int:
+    """Run ``engine`` with signal handling and an optional live view; the exit code."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            log.warning("stopping: tasks stop and outputs go safe (signal again to abort)")
+            engine.stop()
+        elif main is not None:
+            main.cancel()
+
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_signal)
+            installed.append(sig)
+    view: asyncio.Task[None] | None = None
+    code = EXIT_OK
+    try:
+        await asyncio.to_thread(engine.prepare)  # compile before the live view starts
+        if live:
+            view = asyncio.create_task(_live(engine, console, extra))
+        try:
+            await engine.run(cycles=cycles, duration_s=duration_s)
+        except CycleOverrunError as exc:
+            log.error("%s", exc)
+            code = EXIT_FAILURE
+        except SmartlineError as exc:  # a program that raised while running
+            log.error("%s", exc)
+            code = EXIT_FAILURE
+    finally:
+        if view is not None:
+            view.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await view
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        stats = engine.stats(hdr=stats_path is not None)
+        if stats_path is not None:
+            stats.write_json(stats_path)
+            log.info("statistics written to %s", stats_path)
+        await line.close()
+        if not live:
+            _summary(stats)
+    return code
+
+
+def run_line(path: str | os.PathLike[str], *, cycles: int | None = None,
+             duration_s: float | None = None, stats_path: Path | None = None,
+             live: bool = True, profile_paths: Sequence[Path] = (),
+             clock: Clock | None = None) -> int:
+    """``smartline run LINE``: load, compile, run until done or signalled; the exit code."""
+    from .config import load_line
+
+    try:
+        config = load_line(path, profile_paths=profile_paths)
+        line, engine = build_engine(config, clock=clock)
+        engine.prepare()
+    except (ConfigError, DriverNotAvailableError) as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    except SmartlineError as exc:  # ProgramError: import, binding or compile
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C while compiling: nothing ran, nothing to make safe
+        _error("interrupted before the line started")
+        return EXIT_OK
+    return asyncio.run(run_engine(engine, line, cycles=cycles, duration_s=duration_s,
+                                  stats_path=stats_path, live=live))
+
+
+def run_demo(*, cycles: int | None = None, stats_path: Path | None = None,
+             live: bool = True, duration_s: float | None = None) -> int:
+    """``smartline demo``: the heat-treatment line against its simulated furnace."""
+    return asyncio.run(_demo(cycles=cycles, stats_path=stats_path, live=live,
+                             duration_s=duration_s))
+
+
+async def _demo(*, cycles: int | None, stats_path: Path | None, live: bool,
+                duration_s: float | None) -> int:
+    from .config import load_line
+    from .demo import demo_line_path
+
+    config = load_line(demo_line_path())
+    port = _free_port()
+    urls = {name: _with_port(str(dev.url), port) for name, dev in config.devices.items()}
+    config = with_device_urls(config, urls)
+    # the simulated furnace runs in its own process, as a real one would not share our CPU
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "smartline.demo.sim", "--port", str(port),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        start_new_session=True)
+    try:
+        line, engine = build_engine(config)
+        await asyncio.gather(asyncio.to_thread(engine.prepare), _await_sim(sim, len(urls)))
+        log.info("demo: simulated furnace on 127.0.0.1:%d; running %s", port,
+                 f"{cycles} cycles" if cycles else "until Ctrl-C")
+        console = _console()
+        return await run_engine(engine, line, cycles=cycles, duration_s=duration_s,
+                                stats_path=stats_path, live=live, console=console,
+                                extra=lambda: _zone_table(line))
+    finally:
+        await _stop_sim(sim)
+
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the simulator binds it next)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _with_port(url: str, port: int) -> str:
+    u = parse_url(url)
+    return str(dataclasses.replace(u, host="127.0.0.1", port=port))
+
+
+async def _await_sim(proc: asyncio.subprocess.Process, devices: int) -> None:
+    """Wait until the simulator printed its endpoints (it serves then)."""
+    assert proc.stdout is not None
+    for _ in range(devices):
+        line = await asyncio.wait_for(proc.stdout.readline(), _SIM_START_S)
+        if not line:
+            raise SmartlineError(f"the demo simulator exited (code {await proc.wait()})")
+
+
+async def _stop_sim(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is not None:
+        return
+    if proc.stdin is not None:
+        proc.stdin.close()  # the simulator exits at end of input
+    try:
+        await asyncio.wait_for(proc.wait(), 5.0)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+# -- presentation -------------------------------------------------------------------------
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+def _error(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _us(ns: int) -> str:
+    if ns >= 10_000_000:
+        return f"{ns / 1e6:.1f} ms"
+    if ns >= 1_000_000:
+        return f"{ns / 1e6:.2f} ms"
+    return f"{ns / 1e3:.0f} µs"
+
+
+def render_stats(stats: EngineStats) -> RenderableType:
+    """The statistics as a rich renderable: tasks, then devices, then alarms (times in µs)."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=f"line {stats.line} · {stats.elapsed_s:.1f} s · {stats.clock} clock",
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    t.add_column("task\nperiod", no_wrap=True)
+    t.add_column("state", no_wrap=True)
+    for col in ("cycles", "overruns\nskipped", "cycle µs\np50/p99/max",
+                "lateness µs\np50/p99/max", "p99 µs in/\nlogic/out"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for name, ts in stats.tasks.items():
+        c, lat = ts.timing["cycle"], ts.timing["lateness"]
+        state = "watchdog" if ts.watchdog_tripped else ts.state
+        t.add_row(f"{name}\n{ts.period_ns / 1e6:g} ms",
+                  Text(state, style="bold red" if ts.state == "faulted" else ""),
+                  str(ts.cycles), f"{ts.overruns}/{ts.skipped}",
+                  _triple(c.p50_ns, c.p99_ns, c.max_ns), _triple(lat.p50_ns, lat.p99_ns,
+                                                                  lat.max_ns),
+                  _triple(*(ts.timing[p].p99_ns for p in ("inputs", "logic", "outputs"))))
+    parts: list[RenderableType] = [t]
+    if stats.devices:
+        d = Table(title="devices", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in ("device", "connected", "reads", "requests", "failures", "last error"):
+            d.add_column(col)
+        for name, h in stats.devices.items():
+            d.add_row(name, "yes" if h.get("connected") else "no", str(h.get("reads", "")),
+                      str(h.get("requests", "")), str(h.get("failures", "")),
+                      str(h.get("last_error", ""))[:40])
+        parts.append(d)
+    for a in list(stats.alarms)[-5:]:
+        parts.append(Text(f"ALARM {a.task} {a.kind}: {a.message}", style="bold red"))
+    return Group(*parts)
+
+
+def _triple(a: int, b: int, c: int) -> str:
+    return "/".join(f"{x / 1e3:.0f}" for x in (a, b, c))
+
+
+def _zone_table(line: Line) -> RenderableType:
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title="furnace", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("zone", "temperature", "set point", "heater"):
+        t.add_column(col, justify="right")
+    for i in range(1, 4):
+        pv = line.image.get(f"zone{i}.pv").value
+        sp = line.image.get(f"zone{i}.sp").value
+        out = line.image.get(f"heater{i}").value
+        t.add_row(f"zone {i}", _num(pv, "°C"), _num(sp, "°C"), _num(out, "%"))
+    return t
+
+
+def _num(v: object, unit: str) -> str:
+    return f"{v:.1f} {unit}" if isinstance(v, int | float) else "—"
+
+
+async def _live(engine: Engine, console: Console | None,
+                extra: Callable[[], RenderableType] | None) -> None:
+    from rich.console import Group
+    from rich.live import Live
+
+    def frame() -> RenderableType:
+        parts: list[RenderableType] = []
+        if extra is not None:
+            parts.append(extra())
+        parts.append(render_stats(engine.stats()))
+        return Group(*parts)
+
+    with Live(frame(), console=console, auto_refresh=False, transient=False) as view:
+        try:
+            while True:
+                await asyncio.sleep(_REFRESH_S)
+                view.update(frame(), refresh=True)
+        finally:  # leave the final figures on screen
+            view.update(frame(), refresh=True)
+
+
+def _summary(stats: EngineStats) -> None:
+    """One line per task (and per alarm) on stderr at exit."""
+    for name, ts in stats.tasks.items():
+        c, lat = ts.timing["cycle"], ts.timing["lateness"]
+        print(f"task {name}: {ts.state}, {ts.cycles} cycles, {ts.overruns} overruns, "
+              f"{ts.skipped} skipped; cycle p50 {_us(c.p50_ns)} p99 {_us(c.p99_ns)} max "
+              f"{_us(c.max_ns)}; lateness p99 {_us(lat.p99_ns)} max {_us(lat.max_ns)}",
+              file=sys.stderr)
+    for a in stats.alarms:
+        print(f"alarm: task {a.task}: {a.kind}: {a.message}", file=sys.stderr)
