@@ -264,11 +264,13 @@ def render_stats(stats: EngineStats) -> RenderableType:
     parts: list[RenderableType] = [t]
     if stats.devices:
         d = Table(title="devices", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        for col in ("device", "connected", "reads", "requests", "failures", "last error"):
+        for col in ("device", "connected", "reads", "req/cycle", "failures", "last error"):
             d.add_column(col)
         for name, h in stats.devices.items():
-            d.add_row(name, "yes" if h.get("connected") else "no", str(h.get("reads", "")),
-                      str(h.get("requests", "")), str(h.get("failures", "")),
+            state = ("demoted" if h.get("demoted") else
+                     "yes" if h.get("connected") else "no")
+            d.add_row(name, state, str(h.get("reads", "")),
+                      str(h.get("requests_per_cycle", "")), str(h.get("failures", "")),
                       str(h.get("last_error", ""))[:40])
         parts.append(d)
     for a in list(stats.alarms)[-5:]:

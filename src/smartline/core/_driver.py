@@ -209,6 +209,8 @@ class Driver(Protocol):
 
     async def close(self) -> None: ...
 
+    def stats(self) -> dict[str, object]: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -329,6 +331,10 @@ class DriverBase(ABC):
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+
+    def stats(self) -> dict[str, object]:
+        """Counters for statistics: the health fields; drivers add their own."""
+        return dict(self.health.as_dict())
 
     # -- machinery -----------------------------------------------------------------------
     def _check_open(self) -> None:

@@ -262,9 +262,9 @@ class LineIO:
                              return_exceptions=True)
         self._pools.clear()
 
-    def health(self) -> dict[str, dict[str, int | bool | str]]:
-        """Per-device health counters for statistics."""
-        return {name: d.health.as_dict() for name, d in self.drivers.items()}
+    def health(self) -> dict[str, dict[str, object]]:
+        """Per-device health and driver counters for statistics."""
+        return {name: d.stats() for name, d in self.drivers.items()}
 
 
 def _current_user() -> str:

@@ -25,7 +25,7 @@ def quiet_pymodbus():
 
 
 def line_file(tmp_path: Path, rtu_url: str, tcp_url: str) -> Path:
-    base = rtu_url.split("&unit=")[0]
+    base = rtu_url.partition("&unit=")[0]
     p = tmp_path / "oven.yaml"
     p.write_text(f"""\
 smartline: 1

@@ -110,6 +110,7 @@ class MemoryDriver(DriverBase):
         return _MemoryPlan(points)
 
     async def _read(self, plan: ReadPlan) -> ReadResult:
+        self.health.requests += 1
         await self.bus.exchange()
         n = len(plan.slots)
         raw = np.zeros(n)
@@ -139,6 +140,7 @@ class MemoryDriver(DriverBase):
                           timestamp_ns=self.clock.wall_ns(), texts=texts, requests=1)
 
     async def _write(self, items: Sequence[WriteItem]) -> None:
+        self.health.requests += 1
         await self.bus.exchange()
         for it in items:
             addr = it.point.address

@@ -251,7 +251,6 @@ class ModbusDriver(DriverBase):
         self.pool = pool if pool is not None else ModbusConnectionPool()
         self.link: ModbusLink = self._make_link(opts)
         self._broken = False
-        self._requests_total = 0
         self._requests_last = 0
         self._exceptions: dict[int, int] = {}
         self._demotions = 0
@@ -335,19 +334,17 @@ class ModbusDriver(DriverBase):
     def stats(self) -> dict[str, Any]:
         """Counters for the cycle statistics and ``smartline run``."""
         return {
-            "device": self.spec.name,
+            **super().stats(),
             "unit": self.unit,
             "link": str(self.link.key),
             "link_users": len(self.link.users),
             "planned_requests": self._planned,
             "requests_per_cycle": self._requests_last,
-            "requests": self._requests_total,
             "holes": len(self.holes),
             "hole_ranges": {a: [list(r) for r in rs] for a, rs in self.holes.as_mapping().items()},
             "exceptions": dict(self._exceptions),
             "demotions": self._demotions,
             "bad_frames": self.link.frames_bad,
-            "health": self.health.as_dict(),
         }
 
     # -- hooks ------------------------------------------------------------------------------------
@@ -384,7 +381,6 @@ class ModbusDriver(DriverBase):
             raise
         finally:
             self._requests_last = read.sent
-            self._requests_total += read.sent
             self.health.requests += read.sent
         texts: dict[int, str] = {}
         if plan.reg_layout is not None:
@@ -482,7 +478,6 @@ class ModbusDriver(DriverBase):
             def send(c: Any) -> Awaitable[ModbusPDU]:
                 return c.write_registers(start, values, device_id=unit)  # type: ignore[no-any-return]
         pdu = await self.link.call(unit, fc, send)
-        self._requests_total += 1
         self.health.requests += 1
         if pdu.isError():
             code = int(getattr(pdu, "exception_code", 0))
@@ -560,7 +555,6 @@ class ModbusDriver(DriverBase):
                 runs.append([off])
         for run in runs:
             current = await self.wire_read("hr", run[0], run[-1] - run[0] + 1)
-            self._requests_total += 1
             self.health.requests += 1
             for off in run:
                 mask, value, tags = masks[off]
