@@ -73,6 +73,7 @@ def pid_numpy(b: sl.PidBank, sp: Any, pv: Any, auto: Any, man: Any, now_ns: int)
     np.copyto(b.prev_pv, pv, where=moved)
     np.copyto(b.last_ns, now_ns, where=moved)
     b.primed[moved] = True
+    b.primed[~valid & auto] = False  # signals lost in auto: re-prime when they return
 
 
 def ton_numpy(b: sl.TonBank, in_: Any, pt_ns: Any, now_ns: int) -> None:
@@ -111,6 +112,7 @@ class PyPid:
             lo = lo_a[i]
             hi = hi_a[i]
             if not valid and auto[i]:
+                primed[i] = False
                 continue
             k = kp[i]
             dt = 0.0

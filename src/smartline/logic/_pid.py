@@ -169,7 +169,10 @@ def pid(  # noqa: PLR0917
         valid = math.isfinite(x) and math.isfinite(w)
         is_auto = auto[i]
         if is_auto and not valid:
-            continue  # hold the output and freeze the state until the signals come back
+            # hold the output and freeze the state until the signals come back; the time
+            # base restarts then, so the outage is not integrated in one step
+            primed[i] = False
+            continue
         lo = out_min[i]
         hi = out_max[i]
         k = kp[i]

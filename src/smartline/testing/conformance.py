@@ -24,6 +24,7 @@ from typing import Protocol
 
 from ..core import (
     ClosedError,
+    CommunicationError,
     DeviceTimeoutError,
     DriverBase,
     Point,
@@ -160,7 +161,7 @@ async def check_cancellation_leaves_driver_usable(h: Harness) -> None:
 
 
 async def check_garbage_raises_protocol_error(h: Harness) -> None:
-    """A reply that is not a valid response raises ProtocolError; afterwards reads work."""
+    """A reply that is not a valid response raises ProtocolError; then the driver recovers."""
     async with h.make_driver() as d:
         plan = d.plan(list(h.points()))
         await h.set_garbage(True)
@@ -173,6 +174,18 @@ async def check_garbage_raises_protocol_error(h: Harness) -> None:
                 raise AssertionError("garbage did not raise ProtocolError")
         finally:
             await h.set_garbage(False)
+        # the driver reconnects by itself once its backoff has passed
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + d.spec.retry.backoff_max_s + 2.0
+        while True:
+            try:
+                result = await d.read(plan)
+                break
+            except CommunicationError:
+                if loop.time() > give_up:
+                    raise AssertionError("the driver did not recover after garbage") from None
+                await asyncio.sleep(0.02)
+        assert (result.quality == Quality.GOOD).all(), "read after garbage is not good"
 
 
 CHECKS: tuple[Callable[[Harness], Awaitable[None]], ...] = (

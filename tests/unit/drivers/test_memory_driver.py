@@ -156,3 +156,20 @@ async def test_persisted_memory_survives_a_new_driver(tmp_path, monkeypatch):
         r = await d.read(d.plan([p]))
     assert r.raw.tolist() == [42.0]
     assert (tmp_path / "memory" / "plant.json").exists()
+
+
+async def test_a_running_driver_sees_values_another_process_saved(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMARTLINE_STATE_DIR", str(tmp_path))
+    spec = DeviceSpec(name="m", url=parse_url("memory://shared?persist=1"), timeout_s=0.5)
+    sp, other = (Point("sp", 0, parse_address("memory", "sp")),
+                 Point("other", 1, parse_address("memory", "other")))
+    async with MemoryDriver(spec) as running:
+        await running.write([WriteItem(other, 1.0)])
+        async with MemoryDriver(spec) as cli:  # e.g. `smartline write` while the line runs
+            await cli.write([WriteItem(sp, 7.0)])
+        r = await running.read(running.plan([sp, other]))
+        assert r.raw.tolist() == [7.0, 1.0]
+        await running.write([WriteItem(other, 2.0)])  # must not wipe the other's write
+    async with MemoryDriver(spec) as fresh:
+        r = await fresh.read(fresh.plan([sp, other]))
+    assert r.raw.tolist() == [7.0, 2.0]

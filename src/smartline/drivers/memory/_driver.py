@@ -50,13 +50,28 @@ class MemoryBus:
         self.garbage = False
         self.refuse = False
         self.requests = 0
-        if path is not None and path.exists():
-            try:
-                loaded = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                loaded = {}
-            if isinstance(loaded, dict):
-                self.values.update(loaded)
+        self._seen: tuple[int, int] = (-1, -1)  # (inode, mtime) of the file last read or saved
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Take in what another process (``smartline write``) saved since we last looked."""
+        if self.path is None:
+            return
+        try:
+            st = self.path.stat()
+        except OSError:
+            return
+        # every save renames a new file into place: a new inode, even within one mtime tick
+        seen = (st.st_ino, st.st_mtime_ns)
+        if seen == self._seen:
+            return
+        try:
+            loaded = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        self._seen = seen
+        if isinstance(loaded, dict):
+            self.values.update(loaded)
 
     async def exchange(self) -> None:
         """One round trip on the (imaginary) wire: applies latency and faults."""
@@ -65,13 +80,17 @@ class MemoryBus:
             await asyncio.sleep(self.latency_s)
         if self.garbage:
             raise ProtocolError("memory bus returned garbage (injected fault)")
+        self.refresh()
 
     def save(self) -> None:
+        """Write the memory to its file atomically (write a temporary file, then rename)."""
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(self.values), encoding="utf-8")
             tmp.replace(self.path)
+            st = self.path.stat()
+            self._seen = (st.st_ino, st.st_mtime_ns)
 
 
 def _state_path(name: str) -> Path:
@@ -152,4 +171,5 @@ class MemoryDriver(DriverBase):
                 self.bus.values[addr.name] = v
             else:
                 self.bus.values[addr.name] = float(v)
-        self.bus.save()
+        if self.bus.path is not None:
+            await asyncio.to_thread(self.bus.save)
