@@ -59,6 +59,10 @@ __all__ = ["build_line", "load_line"]
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _SECURITY_FILES = ("certificate", "private_key", "server_certificate")
 _MAX_LISTED = 12  # names listed in "unknown ..." messages
+#: serial settings of a modbus+rtu URL that leaves them out: the Modbus RTU driver's defaults
+#: (``smartline.drivers.modbus.SerialParams``; a unit test keeps the two equal)
+_RTU_SERIAL_DEFAULTS: Mapping[str, OptionValue] = MappingProxyType(
+    {"baudrate": 19200, "parity": "N", "stopbits": 1, "bytesize": 8})
 
 
 def load_line(path: str | os.PathLike[str], *, profile_paths: Sequence[Path] = (),
@@ -139,6 +143,7 @@ class _LineLoader:
                 checked[name] = device
             if config is not None:
                 devices[name] = config
+        self._serial_lines(devices, raw_devices)
         # with a broken section every reference into it would be a false alarm: don't check
         device_names = set(raw_devices) if _usable(data, "devices") else None
         # tags <device>.<point> of a device whose profile failed are not known either
@@ -263,6 +268,34 @@ class _LineLoader:
         config = self._device_config(name, model, url=url, info=info, profile=profile,
                                      options=options, url_options=url_options, path=path)
         return (config if len(self.issues) == before else None), device
+
+    def _serial_lines(self, devices: Mapping[str, DeviceConfig],
+                      raw_devices: Mapping[Any, Any]) -> None:
+        """Devices on one serial port (modbus+rtu) must agree on its settings: the port is
+        opened once, with one baud rate, parity, stop bits and data bits."""
+        first: dict[str, tuple[str, dict[str, OptionValue]]] = {}  # port → device, settings
+        for name, config in devices.items():
+            if config.scheme.scheme != "modbus+rtu":
+                continue
+            settings = {key: config.options.get(key, default)
+                        for key, default in _RTU_SERIAL_DEFAULTS.items()}
+            port = config.url.path
+            if port not in first:
+                first[port] = (name, settings)
+                continue
+            other, expected = first[port]
+            differ = [key for key in settings if settings[key] != expected[key]]
+            if not differ:
+                continue
+            key = differ[0]
+            text = raw_devices[name].get("url")
+            found = ", ".join(f"{k}={settings[k]}" for k in differ)
+            wanted = ", ".join(f"{k}={expected[k]}" for k in differ)
+            self.issues.add(("devices", name, "url"),
+                            f"serial port {port!r} is already used by device {other!r} with "
+                            f"{wanted} (here {found}): every device on one serial line needs "
+                            "the same baudrate, parity, stopbits and bytesize",
+                            offset=_param_offset(text, key) if isinstance(text, str) else None)
 
     def _url(self, text: object, path: KeyPath) -> tuple[ConnectionUrl | None, SchemeInfo | None]:
         if not isinstance(text, str):

@@ -9,7 +9,15 @@ import time
 import pytest
 from modbus_support import FAST_RETRY, make_driver, points
 
-from smartline.core import DeviceDemotedError, DeviceTimeoutError, Quality
+from smartline.core import (
+    CommunicationError,
+    ConfigError,
+    DeviceDemotedError,
+    DeviceTimeoutError,
+    ProtocolError,
+    Quality,
+    WriteItem,
+)
 from smartline.drivers.modbus import ModbusConnectionPool, silence_s
 from smartline.drivers.modbus._link import SerialParams
 from smartline.hil.modbus import ModbusDeviceSim
@@ -102,5 +110,51 @@ async def test_a_line_with_mixed_serial_settings_is_refused(sim_factory) -> None
     make_driver(sim, 1, pool=pool)
     url_sim = sim.serial
     url_sim["baudrate"] = 9600
-    with pytest.raises(ValueError, match="same settings"):
+    with pytest.raises(ConfigError, match="same settings") as info:
         make_driver(sim, 1, pool=pool, name="other")
+    assert info.value.issues[0].path == "devices.other.url"  # a located error, no traceback
+
+
+@pytest.mark.parametrize("garbled", ["garbage", "disconnect"])
+async def test_a_unit_sending_garbage_does_not_fail_the_others_on_its_gateway(
+        sim_factory, garbled: str) -> None:
+    devs = [unit(1), unit(2)]
+    sim = await sim_factory(devs, "tcp")
+    pool = ModbusConnectionPool()
+    d1, d2 = (make_driver(sim, u, pool=pool, timeout_s=0.3, name=f"u{u}") for u in (1, 2))
+    p1, p2 = d1.plan(PTS), d2.plan(PTS)
+    for d, p in ((d1, p1), (d2, p2)):
+        assert (await d.read(p)).quality.tolist() == [Quality.GOOD] * 3
+    setattr(devs[0].faults, garbled, True)
+    devs[0].faults.remaining = 1
+    with pytest.raises(ProtocolError if garbled == "garbage" else CommunicationError):
+        await d1.read(p1)
+    assert not d1.link.connected  # the TCP stream was out of step: the link was closed
+    result = await d2.read(p2)  # unit 2 re-opens the shared link, nothing is its fault
+    assert (result.quality == Quality.GOOD).all()
+    assert result.raw.tolist() == [2, 1.0, -2]
+    assert d2.health.failures_in_row == 0 and d2.health.failures == 0
+    assert d2.connected and d1.link.connected and d1.link.opens == 2
+    await asyncio.sleep(0.06)  # unit 1's backoff
+    assert (await d1.read(p1)).quality.tolist() == [Quality.GOOD] * 3
+    for d in (d1, d2):
+        await d.close()
+    assert not d1.link.connected
+
+
+async def test_drivers_reopen_their_link_after_the_pool_is_closed(sim_factory) -> None:
+    sim = await sim_factory([unit(1), unit(2)], "tcp")
+    pool = ModbusConnectionPool()
+    drivers = [make_driver(sim, u, pool=pool, name=f"u{u}") for u in (1, 2)]
+    plans = [d.plan(PTS) for d in drivers]
+    for d, p in zip(drivers, plans, strict=True):
+        await d.read(p)
+    await pool.aclose()
+    await drivers[0].write([WriteItem(PTS[0], 7)])  # a write re-opens it as well
+    await pool.aclose()
+    for d, p in zip(drivers, plans, strict=True):
+        assert (await d.read(p)).quality.tolist() == [Quality.GOOD] * 3
+        assert d.health.failures == 0
+    assert (await drivers[0].read(plans[0])).raw[0] == 7
+    for d in drivers:
+        await d.close()

@@ -50,6 +50,9 @@ EXPECTED: dict[str, str] = {
                                   "(did you mean 'unit'?)",
     "serial-bad-parity.yaml": "4:57: devices.oven.url: URL parameter parity='X': "
                               "expected N, E or O",
+    "serial-port-mixed-settings.yaml": "5:43: devices.dryer.url: serial port '/dev/ttyUSB0' "
+                                       "is already used by device 'oven' with baudrate=9600 "
+                                       "(here baudrate=19200)",
     "s7-rack-out-of-range.yaml": "4:38: devices.capper.url: URL parameter rack='9': "
                                  "expected an integer 0..7",
     "option-of-other-family.yaml": "4:54: devices.capper.max_registers: max_registers is not "

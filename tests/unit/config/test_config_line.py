@@ -198,6 +198,31 @@ def test_unit_in_url_and_key_may_agree(tmp_path: Path) -> None:
         "devices.d.url: URL parameter unit='248': expected an integer 1..247"]
 
 
+def test_devices_on_one_serial_port_agree_on_its_settings(tmp_path: Path) -> None:
+    # same settings (defaults spelt out or left out), or other ports / other schemes: fine
+    line = _line(tmp_path, "devices:\n"
+                 "  a: {url: 'modbus+rtu:///dev/x?unit=1'}\n"
+                 "  b: {url: 'modbus+rtu:///dev/x?unit=2&baudrate=19200&parity=N'}\n"
+                 "  c: {url: 'modbus+rtu:///dev/y?unit=3&baudrate=9600'}\n"
+                 "  d: {url: 'modbus+tcp://h:502?unit=4'}\n")
+    assert len(line.devices) == 4
+    # a setting left out means the driver's default, which differs from the other's
+    assert _issues(tmp_path, "devices:\n"
+                   "  a: {url: 'modbus+rtu:///dev/x?unit=1&parity=E&stopbits=2'}\n"
+                   "  b: {url: 'modbus+rtu:///dev/x?unit=2'}\n"
+                   "  c: {url: 'modbus+rtu:///dev/x?unit=3&parity=E&stopbits=2'}\n") == [
+        "devices.b.url: serial port '/dev/x' is already used by device 'a' with parity=E, "
+        "stopbits=2 (here parity=N, stopbits=1): every device on one serial line needs the same "
+        "baudrate, parity, stopbits and bytesize"]
+
+
+def test_rtu_serial_defaults_are_the_drivers() -> None:
+    from smartline.config._line import _RTU_SERIAL_DEFAULTS
+    from smartline.drivers.modbus._link import SerialParams
+
+    assert dict(_RTU_SERIAL_DEFAULTS) == dataclasses.asdict(SerialParams())
+
+
 def test_third_party_scheme_from_a_registry(tmp_path: Path) -> None:
     registry = DriverRegistry([SchemeInfo("acme", "acme_driver:AcmeDriver", "memory")],
                               use_entry_points=False)

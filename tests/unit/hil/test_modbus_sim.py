@@ -128,3 +128,47 @@ async def test_server_binds_loopback_and_builds_urls() -> None:
     assert "baudrate=9600&parity=E" in rtu.url()
     with pytest.raises(ValueError):
         ModbusServerSim([dev, ModbusDeviceSim(4)])
+
+
+def test_sim_points_scale_with_the_tags_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator converts with smartline.tags.Scale, not a copy of its arithmetic."""
+    from smartline.hil.modbus import SimPoint
+    from smartline.tags import Scale
+
+    calls: list[str] = []
+    to_raw, to_eng = Scale.to_raw, Scale.to_eng
+
+    def spy_raw(self: Scale, x: float) -> float:
+        calls.append("to_raw")
+        return to_raw(self, x)
+
+    def spy_eng(self: Scale, x: float) -> float:
+        calls.append("to_eng")
+        return to_eng(self, x)
+
+    monkeypatch.setattr(Scale, "to_raw", spy_raw)
+    monkeypatch.setattr(Scale, "to_eng", spy_eng)
+    scale = Scale.from_ranges((0, 1000), (-50, 150))
+    p = SimPoint("t", parse_modbus("hr:0:int16"), scale)
+    assert p.to_raw(50.0) == pytest.approx(500.0)
+    assert p.to_eng(250) == pytest.approx(0.0)
+    assert p.to_raw([-50, 150]) == pytest.approx([0.0, 1000.0])
+    assert p.to_eng((0, 1000)) == pytest.approx([-50.0, 150.0])
+    assert calls == ["to_raw", "to_eng", "to_raw", "to_raw", "to_eng", "to_eng"]
+    assert p.to_raw("text") == "text" and p.to_eng(True) is True
+    assert SimPoint("u", parse_modbus("hr:0")).to_raw(7) == 7
+
+
+async def test_write_history_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smartline.hil.modbus import _device
+
+    assert _device.WRITES_KEPT == 10_000
+    monkeypatch.setattr(_device, "WRITES_KEPT", 3)
+    dev = ModbusDeviceSim(1, {"a": "hr:0"})
+    assert dev.writes == []
+    for value in range(5):
+        dev.begin_request()
+        assert await dev._action(6, 0, 0, 1, [0], [value]) is None
+    assert [w.values for w in dev.writes] == [[2], [3], [4]]  # the last ones, oldest first
+    assert dev.stats.write_count == 5 and len(dev.stats.writes) == 3
+    assert dev.get_registers("hr", 0, 1) == [4]

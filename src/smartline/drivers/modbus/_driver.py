@@ -20,6 +20,8 @@ from pymodbus.pdu import ModbusPDU
 
 from ...core import (
     Clock,
+    ConfigError,
+    ConfigIssue,
     DeviceError,
     DeviceSpec,
     DeviceTimeoutError,
@@ -266,7 +268,11 @@ class ModbusDriver(DriverBase):
             serial = self._serial_params(opts)
             inter = silence_s(serial) if inter_ms is None else float(inter_ms) / 1e3
             key = LinkKey("rtu", url.path, tag)
-            return self.pool.link(key, serial=serial, inter_frame_s=inter)
+            try:
+                return self.pool.link(key, serial=serial, inter_frame_s=inter)
+            except ValueError as exc:  # `smartline check` reports this with its location
+                raise ConfigError(ConfigIssue(str(url), f"devices.{self.spec.name}.url",
+                                              str(exc))) from None
         host = url.host or "127.0.0.1"
         port = url.port or 502
         inter = 0.0 if inter_ms is None else float(inter_ms) / 1e3
@@ -355,6 +361,15 @@ class ModbusDriver(DriverBase):
         broken, self._broken = self._broken, False
         await self.link.release(self, broken=broken)
 
+    async def _rejoin(self) -> None:
+        """Re-open the shared link if another device on it closed it (its garbage, its
+        broken connection, or the pool being closed): the link being down is no failure of
+        this device. A link that cannot be re-opened raises ``ConnectError`` as usual."""
+        if not self.link.connected:
+            log.debug("%s: link %s was closed by another user; re-opening it",
+                      self.spec.name, self.link.key)
+            await self.link.open(self)
+
     def _plan(self, points: Sequence[Point]) -> ReadPlan:
         plan = ModbusReadPlan(points, self.limits, self.holes)
         self._planned = plan.request_count
@@ -374,6 +389,7 @@ class ModbusDriver(DriverBase):
         bits = np.zeros(plan.n_bits, dtype=np.uint8) if plan.n_bits else _NO_BITS
         read = _PlanRead(self, plan, regs=regs, bits=bits, quality=quality, reason=reason)
         try:
+            await self._rejoin()
             for index, req in enumerate(plan.requests):
                 await read.request(index, req)
         except BaseException as exc:
@@ -492,6 +508,7 @@ class ModbusDriver(DriverBase):
         if not chunks and not masks:  # called directly, not through write()
             chunks, masks = self._chunks(items), self._bit_writes(items)
         try:
+            await self._rejoin()
             if masks:
                 chunks.extend(await self._merge_bits(masks))
             for req in plan_writes(chunks, self.limits,

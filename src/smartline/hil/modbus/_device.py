@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,18 +83,22 @@ class SimPoint:
     access: Access = Access.R
 
     def to_raw(self, eng: Any) -> Any:
-        if self.scale is None or isinstance(eng, str | bool):
+        """Engineering units → raw, with the point's :class:`~smartline.tags.Scale`."""
+        scale = self.scale
+        if scale is None or isinstance(eng, str | bool):
             return eng
         if isinstance(eng, list | tuple):
-            return [(float(v) - self.scale.offset) / self.scale.gain for v in eng]
-        return (float(eng) - self.scale.offset) / self.scale.gain
+            return [scale.to_raw(float(v)) for v in eng]
+        return scale.to_raw(float(eng))
 
     def to_eng(self, raw: Any) -> Any:
-        if self.scale is None or isinstance(raw, str | bool):
+        """Raw → engineering units, with the point's :class:`~smartline.tags.Scale`."""
+        scale = self.scale
+        if scale is None or isinstance(raw, str | bool):
             return raw
-        if isinstance(raw, list):
-            return [float(v) * self.scale.gain + self.scale.offset for v in raw]
-        return float(raw) * self.scale.gain + self.scale.offset
+        if isinstance(raw, list | tuple):
+            return [scale.to_eng(float(v)) for v in raw]
+        return scale.to_eng(float(raw))
 
 
 @dataclass(slots=True)
@@ -113,10 +118,22 @@ class WriteRecord:
     values: list[int] | list[bool]
 
 
+#: client writes a simulated device remembers (the oldest are dropped beyond): a long-running
+#: simulator (the demo writes ~300 times a second) must not grow without bound
+WRITES_KEPT = 10_000
+
+
+def _write_history() -> deque[WriteRecord]:
+    return deque(maxlen=WRITES_KEPT)
+
+
 @dataclass(slots=True)
 class _Stats:
     requests: int = 0
-    writes: list[WriteRecord] = field(default_factory=list)
+    #: client writes accepted, counting those no longer in ``writes``
+    write_count: int = 0
+    #: the last :data:`WRITES_KEPT` client writes, oldest first
+    writes: deque[WriteRecord] = field(default_factory=_write_history)
 
 
 class ModbusDeviceSim:
@@ -254,8 +271,9 @@ class ModbusDeviceSim:
 
     @property
     def writes(self) -> list[WriteRecord]:
-        """Client writes accepted so far (oldest first)."""
-        return self.stats.writes
+        """The last client writes accepted (oldest first; at most :data:`WRITES_KEPT`, the
+        total is ``stats.write_count``). A copy: later writes do not change it."""
+        return list(self.stats.writes)
 
     # -- pymodbus side ----------------------------------------------------------------------------
     def simdevice(self) -> SimDevice:
@@ -323,7 +341,8 @@ class ModbusDeviceSim:
             else:
                 self.set_registers(area, address, [int(v) for v in set_values])
             record = WriteRecord(function_code, area, address, list(set_values))
-            self.stats.writes.append(record)
+            self.stats.writes.append(record)  # drops the oldest beyond WRITES_KEPT
+            self.stats.write_count += 1
             if self.on_write is not None:
                 self.on_write(record)
         return None
