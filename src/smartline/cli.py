@@ -192,7 +192,10 @@ def write(line: Path, assignments: tuple[str, ...], audit_path: Path | None,
                               Path.home() / ".local" / "state" / "smartline" / "audit.jsonl")
     ln = _load_line(str(line), profile_paths)
     assert isinstance(ln, Line)
-    ln.io.audit = JsonlAudit(path)
+    try:
+        ln.io.audit = JsonlAudit(path)  # opened now: no write goes out unaudited
+    except OSError as exc:
+        _fail(f"cannot open the audit log {path}: {exc.strerror or exc}", EXIT_BAD_INPUT)
 
     async def go() -> None:
         async with ln:
@@ -204,6 +207,8 @@ def write(line: Path, assignments: tuple[str, ...], audit_path: Path | None,
         _fail(str(exc), EXIT_BAD_INPUT)
     except SmartlineError as exc:
         _fail(f"write failed: {exc}", EXIT_FAILURE)
+    except OSError as exc:
+        _fail(f"write failed: audit log {path}: {exc.strerror or exc}", EXIT_FAILURE)
     click.echo(f"wrote {', '.join(f'{k}={v!r}' for k, v in values.items())}", err=True)
 
 

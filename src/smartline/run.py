@@ -2,9 +2,10 @@
 
 :func:`run_line` and :func:`run_demo` return the process exit code (0 success, 1 runtime
 failure such as a task fault, 2 bad input such as an invalid line file or a program that
-does not compile). SIGINT and SIGTERM stop the line cleanly: every task stops and every
-output goes to its ``safe`` value before the function returns; a second signal cancels
-whatever is still waiting. The statistics file, when asked for, is written on every exit.
+does not compile, 130 aborted by a second signal). SIGINT and SIGTERM stop the line
+cleanly: every task stops and every output goes to its ``safe`` value before the function
+returns; a second signal cancels whatever is still waiting. The statistics file, when
+asked for, is written on every exit (after the devices are closed).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .core import (
     SmartlineError,
     parse_url,
 )
+from .cycle import ProgramError
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -42,6 +44,7 @@ __all__ = ["build_engine", "run_demo", "run_engine", "run_line", "with_device_ur
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_ABORTED = 130  # a second signal: stopped without waiting (as a shell reports SIGINT)
 _REFRESH_S = 0.25
 _SIM_START_S = 60.0  # a cold start compiles the plant model
 
@@ -116,12 +119,20 @@ async def run_engine(engine: Engine, line: Line, *, cycles: int | None = None,
         for sig in installed:
             loop.remove_signal_handler(sig)
         stats = engine.stats(hdr=stats_path is not None)
-        if stats_path is not None:
-            stats.write_json(stats_path)
-            log.info("statistics written to %s", stats_path)
-        await line.close()
-        if not live:
-            _summary(stats)
+        try:
+            await line.close()
+        finally:
+            if stats_path is not None:
+                try:
+                    stats.write_json(stats_path)
+                except OSError as exc:
+                    _error(f"cannot write the statistics to {stats_path}: "
+                           f"{exc.strerror or exc}")
+                    code = EXIT_FAILURE
+                else:
+                    log.info("statistics written to %s", stats_path)
+            if not live:
+                _summary(stats)
     return code
 
 
@@ -139,21 +150,40 @@ def run_line(path: str | os.PathLike[str], *, cycles: int | None = None,
     except (ConfigError, DriverNotAvailableError) as exc:
         _error(str(exc))
         return EXIT_BAD_INPUT
-    except SmartlineError as exc:  # ProgramError: import, binding or compile
+    except ProgramError as exc:  # import, binding or compile
+        _error(_program_error(path, exc))
+        return EXIT_BAD_INPUT
+    except SmartlineError as exc:
         _error(str(exc))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:  # Ctrl-C while compiling: nothing ran, nothing to make safe
         _error("interrupted before the line started")
         return EXIT_OK
-    return asyncio.run(run_engine(engine, line, cycles=cycles, duration_s=duration_s,
-                                  stats_path=stats_path, live=live))
+    return _aborted_is_130(lambda: asyncio.run(run_engine(
+        engine, line, cycles=cycles, duration_s=duration_s, stats_path=stats_path,
+        live=live)))
 
 
 def run_demo(*, cycles: int | None = None, stats_path: Path | None = None,
              live: bool = True, duration_s: float | None = None) -> int:
     """``smartline demo``: the heat-treatment line against its simulated furnace."""
-    return asyncio.run(_demo(cycles=cycles, stats_path=stats_path, live=live,
-                             duration_s=duration_s))
+    return _aborted_is_130(lambda: asyncio.run(_demo(
+        cycles=cycles, stats_path=stats_path, live=live, duration_s=duration_s)))
+
+
+def _aborted_is_130(main: Callable[[], int]) -> int:
+    """``main()``, with a second signal (the run cancelled) or Ctrl-C reported as aborted."""
+    try:
+        return main()
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        _error("aborted")
+        return EXIT_ABORTED
+
+
+def _program_error(path: str | os.PathLike[str], exc: ProgramError) -> str:
+    """A program error, prefixed with where the line file names the program."""
+    where = f"tasks.{exc.task}.program: " if exc.task is not None else ""
+    return f"{os.fspath(path)}: {where}{exc}"
 
 
 async def _demo(*, cycles: int | None, stats_path: Path | None, live: bool,
@@ -161,7 +191,11 @@ async def _demo(*, cycles: int | None, stats_path: Path | None, live: bool,
     from .config import load_line
     from .demo import demo_line_path
 
-    config = load_line(demo_line_path())
+    try:
+        config = load_line(demo_line_path())
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
     port = _free_port()
     urls = {name: _with_port(str(dev.url), port) for name, dev in config.devices.items()}
     config = with_device_urls(config, urls)
@@ -171,8 +205,21 @@ async def _demo(*, cycles: int | None, stats_path: Path | None, live: bool,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         start_new_session=True)
     try:
-        line, engine = build_engine(config)
-        await asyncio.gather(asyncio.to_thread(engine.prepare), _await_sim(sim, len(urls)))
+        try:
+            line, engine = build_engine(config)
+            await asyncio.gather(asyncio.to_thread(engine.prepare), _await_sim(sim, len(urls)))
+        except TimeoutError:
+            _error(f"the demo simulator did not start within {_SIM_START_S:g} s")
+            return EXIT_FAILURE
+        except ProgramError as exc:
+            _error(_program_error(demo_line_path(), exc))
+            return EXIT_BAD_INPUT
+        except (ConfigError, DriverNotAvailableError) as exc:
+            _error(str(exc))
+            return EXIT_BAD_INPUT
+        except SmartlineError as exc:  # the simulator exited
+            _error(str(exc))
+            return EXIT_FAILURE
         log.info("demo: simulated furnace on 127.0.0.1:%d; running %s", port,
                  f"{cycles} cycles" if cycles else "until Ctrl-C")
         console = _console()

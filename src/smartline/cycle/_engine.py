@@ -29,7 +29,6 @@ import concurrent.futures
 import contextlib
 import heapq
 import logging
-import math
 import sys
 import threading
 import time
@@ -52,7 +51,7 @@ from ..core import (
     WriteItem,
     WriteRefusedError,
 )
-from ..tags import DataType, TagSpec
+from ..tags import TagSpec
 from . import _kernels
 from ._image import OutputTracker, ProcessImage, Snapshot
 from ._program import Program, ProgramError, load_program
@@ -91,6 +90,9 @@ _START_DELAY_NS = 5_000_000  # first deadline after start, so every thread is up
 _SAFE_TIMEOUT_S = 5.0  # bound on driving outputs safe at stop
 _LOG_EVERY_NS = 10_000_000_000  # rate limit of repeated I/O warnings per task
 _YIELD_EVERY = 16  # virtual time: cycles between turns of the event loop
+_THREAD_PREFIX = "smartline-task-"
+_JOIN_MIN_S = 1.0  # at stop, a tick thread gets max(this, _JOIN_PERIODS periods) to end
+_JOIN_PERIODS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,12 @@ class TaskSpec:
     @classmethod
     def from_config(cls, cfg: TaskConfig) -> TaskSpec:
         """A spec from a line file's task; loads (imports) its program."""
-        prog = load_program(cfg.program) if cfg.program else None
+        try:
+            prog = load_program(cfg.program) if cfg.program else None
+        except ProgramError as exc:
+            if exc.task is None:
+                exc.task = cfg.name
+            raise
         wd = cfg.watchdog
         return cls(name=cfg.name, period_ms=cfg.period_ms, program=prog, tags=cfg.tags,
                    inputs=cfg.inputs, outputs=cfg.outputs, overrun=cfg.overrun,
@@ -160,9 +167,10 @@ class _OutputTag:
 @dataclass(slots=True)
 class _WriteBatch:
     future: concurrent.futures.Future[dict[str, str]] | None
-    values: NDArray[np.float64]
+    values: NDArray[np.float64]  # the program's outputs (what change detection compares)
     mask: NDArray[np.bool_]
     devices: dict[str, list[int]] = field(default_factory=dict)  # device -> output positions
+    written: NDArray[np.float64] | None = None  # engineering values of the raw values sent
 
 
 class Task:
@@ -202,6 +210,9 @@ class Task:
         self._out_tags: list[_OutputTag] = []
         self._out_slots: NDArray[np.intp] = np.zeros(0, np.intp)
         self._safe: dict[str, object] = {}
+        self._written: NDArray[np.float64] = np.zeros(0)
+        self._refused: set[str] = set()  # outputs refused at least once (alarmed)
+        self._source = f"task {spec.name}"
         self._reads: list[_DeviceRead] = []
         self._started: list[_DeviceRead] = []
         self._prefetched = False
@@ -258,6 +269,7 @@ class Task:
         self.inputs = self._snapshot.value
         self._out_slots = image.slots(outputs)
         self.outputs = np.full(len(self._out_slots), np.nan)
+        self._written = np.full(len(self._out_slots), np.nan)
         deadband = np.zeros(len(self._out_slots))
         pos = 0
         self._out_tags = []
@@ -384,29 +396,55 @@ class Task:
         return int(_kernels.changed_outputs(self.outputs, tracker.last, tracker.deadband,
                                             self._mask))
 
-    def _collect_outputs(self) -> tuple[dict[str, list[WriteItem]], dict[str, list[int]]]:
-        """Changed outputs (per :attr:`_mask`) as checked write items, by device."""
+    def _collect_outputs(self) -> tuple[dict[str, list[WriteItem]], dict[str, list[int]],
+                                        dict[str, object]]:
+        """Changed outputs (per :attr:`_mask`) as checked write items by device, their output
+        positions by device, and their engineering values by tag (for the audit).
+
+        Fills :attr:`_written` with the engineering values of the raw values sent (rounded
+        to the wire type), which is what a confirmed batch stores in the image.
+        """
         mask = self._mask
         values = self.outputs
+        written = self._written
         items: dict[str, list[WriteItem]] = {}
         positions: dict[str, list[int]] = {}
+        eng: dict[str, object] = {}
         points = self._engine.points
         for ot in self._out_tags:
             if not mask[ot.start:ot.stop].any():
                 continue
+            spec = ot.spec
+            value = spec.typed_values(values[ot.start:ot.stop])
             try:
-                raw = ot.spec.check_write(_engineering(ot.spec, values[ot.start:ot.stop]))
+                raw = spec.check_write(value)
             except WriteRefusedError as exc:
                 mask[ot.start:ot.stop] = False
                 self.io_counters.writes_refused += 1
-                self._log_io(f"output refused: {exc}")
+                self._output_refused(ot.name, value, exc)
                 continue
-            items.setdefault(ot.spec.device, []).append(WriteItem(points[ot.name], raw))
-            positions.setdefault(ot.spec.device, []).extend(range(ot.start, ot.stop))
+            written[ot.start:ot.stop] = raw  # type: ignore[assignment]
+            if spec.scale is not None:
+                written[ot.start:ot.stop] = spec.scale.to_eng(written[ot.start:ot.stop])
+            items.setdefault(spec.device, []).append(WriteItem(points[ot.name], raw))
+            positions.setdefault(spec.device, []).extend(range(ot.start, ot.stop))
+            eng[ot.name] = value
         if items:
             self.io_counters.writes += 1
             self.io_counters.written_tags += sum(len(v) for v in items.values())
-        return items, positions
+        return items, positions, eng
+
+    def _output_refused(self, name: str, value: object, exc: WriteRefusedError) -> None:
+        """A program output its tag's rules refuse: audited when it starts being refused;
+        the first refusal of each output raises an ``io`` alarm."""
+        self._log_io(f"output refused: {exc}")
+        io = self._engine.io
+        if io is not None:
+            io.audit_write(name, value, "refused", exc.message, source=self._source,
+                           changes_only=True)
+        if name not in self._refused:
+            self._refused.add(name)
+            self._engine.alarm(self, "io", f"output {name} refused: {exc.message}")
 
     # -- one cycle in a tick thread (real time) ------------------------------------------
     def run_cycle(self, deadline_ns: int) -> int:
@@ -461,14 +499,15 @@ class Task:
             self._confirm(batch, _batch_result(batch))
         if not self._changed():
             return
-        items, positions = self._collect_outputs()
+        items, positions, values = self._collect_outputs()
         if not items:
             return
-        with self._out_lock:
+        with self._out_lock:  # a trip sees either no batch and no write, or both
             if self._latched:
                 return
-            fut = self._engine.submit(self._write(items))
-        self._batch = _WriteBatch(fut, self.outputs.copy(), self._mask.copy(), positions)
+            fut = self._engine.submit(self._write(items, values))
+            self._batch = _WriteBatch(fut, self.outputs.copy(), self._mask.copy(), positions,
+                                      self._written.copy())
 
     # -- one cycle on the event loop (virtual time) --------------------------------------
     async def run_cycle_async(self, deadline_ns: int) -> int:
@@ -479,11 +518,12 @@ class Task:
             await asyncio.gather(*(self._read(r) for r in self._reads))
         t_logic = self._compute(deadline_ns, start)
         if self._has_outputs and self._changed():
-            items, positions = self._collect_outputs()
+            items, positions, eng = self._collect_outputs()
             if items and not self._latched:
-                values, mask = self.outputs.copy(), self._mask.copy()
-                failed = await self._write(items)
-                self._confirm(_WriteBatch(None, values, mask, positions), failed)
+                batch = _WriteBatch(None, self.outputs.copy(), self._mask.copy(), positions,
+                                    self._written.copy())
+                failed = await self._write(items, eng)
+                self._confirm(batch, failed)
         return self._end(start, t_logic)
 
     # -- I/O coroutines (on the loop) ----------------------------------------------------
@@ -500,18 +540,16 @@ class Task:
         except Exception as exc:  # a driver bug must not kill the task: tags go BAD
             self.io_counters.failed_reads += 1
             self._engine.image.mark(r.group.slots, Quality.BAD, Reason.LINK_BROKEN)
-            log.exception("task %s: reading %s failed: %r", self.name, r.device, exc)
+            self._log_io(f"reading {r.device} failed: {exc!r}", exc_info=exc)
         finally:
             r.landed = True
 
-    async def _write(self, items: Mapping[str, list[WriteItem]]) -> dict[str, str]:
+    async def _write(self, items: Mapping[str, list[WriteItem]],
+                     values: Mapping[str, object]) -> dict[str, str]:
         io = self._engine.io
         assert io is not None
-        devices = list(items)
-        results = await asyncio.gather(*(io.driver(d).write(items[d]) for d in devices),
-                                       return_exceptions=True)
-        return {d: repr(r) for d, r in zip(devices, results, strict=True)
-                if isinstance(r, BaseException)}
+        failed = await io.write_items(items, values, source=self._source, changes_only=True)
+        return {d: repr(e) for d, e in failed.items()}
 
     def _confirm(self, batch: _WriteBatch, failed: Mapping[str, str]) -> None:
         """Commit a finished batch: successful devices' values become the outputs' last values."""
@@ -523,14 +561,16 @@ class Task:
             return
         assert self._tracker is not None
         self._tracker.commit(batch.values, batch.mask)
-        self._engine.image.store(self._out_slots[batch.mask], batch.values[batch.mask],
+        stored = batch.written if batch.written is not None else batch.values
+        self._engine.image.store(self._out_slots[batch.mask], stored[batch.mask],
                                  self._engine.clock.wall_ns())
 
-    def _log_io(self, message: str) -> None:
+    def _log_io(self, message: str, exc_info: BaseException | None = None) -> None:
+        """Log an I/O problem, at most once per ``_LOG_EVERY_NS`` per task."""
         now = time.monotonic_ns()
         if now >= self._next_log_ns:
             self._next_log_ns = now + _LOG_EVERY_NS
-            log.warning("task %s: %s", self.name, message)
+            log.warning("task %s: %s", self.name, message, exc_info=exc_info)
 
     # -- faults and safe state -----------------------------------------------------------
     def trip(self, kind: str, reason: str) -> None:
@@ -634,21 +674,6 @@ def _safe_value(tag: TagSpec) -> object:
     if tag.is_array and not isinstance(safe, tuple | list):
         return (safe,) * tag.elements
     return safe
-
-
-def _engineering(tag: TagSpec, values: NDArray[np.float64]) -> object:
-    """Program output (float64) → the engineering value ``check_write`` expects."""
-    def one(v: float) -> bool | int | float:
-        if tag.dtype is DataType.BOOL:
-            return bool(v)
-        if tag.scale is None and tag.dtype is not None and tag.dtype.is_integer \
-                and math.isfinite(v) and float(v).is_integer():
-            return int(v)
-        return float(v)
-
-    if tag.is_array:
-        return tuple(one(float(v)) for v in values)
-    return one(float(values[0]))
 
 
 class Engine:
@@ -788,7 +813,8 @@ class Engine:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.wrap_future(pending), _SAFE_TIMEOUT_S)
         try:
-            await asyncio.wait_for(self.io.write(values), _SAFE_TIMEOUT_S)
+            await asyncio.wait_for(self.io.write(values, source=f"safe (task {task.name})"),
+                                   _SAFE_TIMEOUT_S)
         except (SmartlineError, TimeoutError) as exc:
             self.alarm(task, "io", f"could not drive outputs safe: {exc}")
         else:
@@ -834,7 +860,7 @@ class Engine:
             else:
                 t0 = start + _START_DELAY_NS
                 threads += [threading.Thread(target=self._run_thread, args=(t, t0),
-                                             daemon=True, name=f"smartline-task-{t.name}")
+                                             daemon=True, name=_THREAD_PREFIX + t.name)
                             for t in tasks]
             for th in threads:
                 th.start()
@@ -874,7 +900,12 @@ class Engine:
 
     async def _shutdown(self, threads: list[threading.Thread], tasks: list[Task]) -> None:
         for th in threads:
-            await asyncio.to_thread(th.join)
+            task = self.tasks[th.name.removeprefix(_THREAD_PREFIX)]
+            timeout = max(_JOIN_MIN_S, _JOIN_PERIODS * task.period_ns / 1e9)
+            await asyncio.to_thread(th.join, timeout)
+            if th.is_alive():  # a program looping for ever: the daemon thread is left behind
+                self.alarm(task, "watchdog", f"tick thread did not stop within {timeout:g} s "
+                           "(the program may be looping); left running")
         self._elapsed_ns = self.now_ns() - self._started_ns
         for t in tasks:
             if t.state == "running":

@@ -48,14 +48,14 @@ class TagValue:
 
 
 class Snapshot:
-    """Preallocated copy of a set of slots, refreshed by :meth:`ProcessImage.snapshot_into`."""
+    """Preallocated copy of a set of slots (a task's inputs), refreshed every cycle by
+    :func:`~smartline.cycle._kernels.gather_inputs` under the image lock."""
 
     def __init__(self, slots: Sequence[int] | NDArray[np.intp]) -> None:
         self.slots: NDArray[np.intp] = np.asarray(slots, dtype=np.intp)
         n = len(self.slots)
         self.value: NDArray[np.float64] = np.full(n, np.nan)
         self.quality: NDArray[np.uint8] = np.full(n, Quality.BAD, np.uint8)
-        self.timestamp_ns: NDArray[np.int64] = np.zeros(n, np.int64)
 
 
 class ProcessImage:
@@ -89,7 +89,6 @@ class ProcessImage:
         self.timestamp_ns: NDArray[np.int64] = np.zeros(size, np.int64)
         self.texts: list[str | None] = [None] * size
         self.lock = threading.Lock()
-        self.updates = 0  # number of ingests; lets readers notice change cheaply
 
     # -- lookup --------------------------------------------------------------------------
     def slot(self, name: str) -> int:
@@ -125,25 +124,23 @@ class ProcessImage:
             self.timestamp_ns[s] = result.timestamp_ns
             for slot, text in result.texts.items():
                 self.texts[slot] = text
-            self.updates += 1
 
     def mark(self, slots: NDArray[np.intp], quality: Quality, reason: Reason) -> None:
-        """Set quality and reason of slots, keeping their last value (for STALE/UNCERTAIN)."""
+        """Set quality and reason of slots, keeping their last value (for STALE/UNCERTAIN).
+
+        Marking STALE leaves BAD slots alone, reason included: a value that was never good
+        cannot become merely stale, and why it is bad (``not_connected``…) still holds.
+        """
         if len(slots) == 0:
             return
         with self.lock:
             if quality is Quality.STALE:
-                # a value that was never good cannot become merely stale
-                good = self.quality[slots] <= Quality.STALE
-                s = slots[good]
+                s = slots[self.quality[slots] <= Quality.STALE]
                 self.quality[s] = quality
                 self.reason[s] = reason
-                bad = slots[~good]
-                self.reason[bad] = reason
             else:
                 self.quality[slots] = quality
                 self.reason[slots] = reason
-            self.updates += 1
 
     def store(self, slots: NDArray[np.intp], values: NDArray[np.float64],
               timestamp_ns: int) -> None:
@@ -154,16 +151,8 @@ class ProcessImage:
             self.quality[slots] = Quality.GOOD
             self.reason[slots] = Reason.NONE
             self.timestamp_ns[slots] = timestamp_ns
-            self.updates += 1
 
     # -- readers -------------------------------------------------------------------------
-    def snapshot_into(self, snap: Snapshot) -> None:
-        """Copy the snapshot's slots under the lock: a consistent view for one cycle."""
-        s = snap.slots
-        with self.lock:
-            np.take(self.value, s, out=snap.value)
-            np.take(self.quality, s, out=snap.quality)
-            np.take(self.timestamp_ns, s, out=snap.timestamp_ns)
 
     def get(self, name: str) -> TagValue:
         """The tag's current value, typed for people (bool, int, float, str, tuple for arrays)."""
@@ -184,22 +173,8 @@ class ProcessImage:
         elif tag.address.is_text:
             value = text
         else:
-            py = [_typed(tag, float(v)) for v in vals]
-            value = tuple(py) if _is_array(tag) else py[0]  # type: ignore[assignment]
+            value = tag.typed_values(vals)  # type: ignore[assignment]
         return TagValue(name, value, q, r, ts)
-
-
-def _is_array(tag: TagSpec) -> bool:
-    return getattr(tag.address, "count", None) is not None
-
-
-def _typed(tag: TagSpec, v: float) -> float | int | bool:
-    dt = tag.address.dtype  # type: ignore[union-attr]
-    if dt.value == "bool":
-        return bool(v)
-    if dt.is_integer and tag.scale is None and np.isfinite(v):
-        return int(v)
-    return v
 
 
 class OutputTracker:
@@ -219,12 +194,15 @@ class OutputTracker:
         self._mask: NDArray[np.bool_] = np.zeros(n, np.bool_)
 
     def changed(self, values: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """Mask of outputs to write; NaN outputs (not computed) are never written."""
-        m = self._mask
-        with np.errstate(invalid="ignore"):
-            np.greater(np.abs(values - self.last), self.deadband, out=m)
-        m |= np.isnan(self.last) & ~np.isnan(values)
-        return m
+        """Mask of outputs to write; NaN outputs (not computed) are never written.
+
+        The engine's change detection (:func:`~smartline.cycle._kernels.changed_outputs`);
+        the mask is reused by the next call.
+        """
+        from ._kernels import changed_outputs  # numba: only where outputs are tracked
+
+        changed_outputs(np.asarray(values, np.float64), self.last, self.deadband, self._mask)
+        return self._mask
 
     def commit(self, values: NDArray[np.float64], mask: NDArray[np.bool_]) -> None:
         """Remember values that were written successfully."""

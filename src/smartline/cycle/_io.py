@@ -7,10 +7,13 @@ Used by the cycle engine every cycle and by ``smartline read/write`` once.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import getpass
 import json
 import logging
+import math
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,8 +25,6 @@ import numpy as np
 from ..config import LineConfig
 from ..core import (
     Clock,
-    CommunicationError,
-    DeviceError,
     Driver,
     DriverRegistry,
     MonotonicClock,
@@ -39,7 +40,7 @@ from ..core import (
 )
 from ._image import ProcessImage
 
-__all__ = ["AuditSink", "DeviceReadStats", "JsonlAudit", "LineIO", "ReadGroup"]
+__all__ = ["AuditSink", "DeviceReadStats", "JsonlAudit", "LineIO", "ReadGroup", "audit_json"]
 
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("smartline.audit")
@@ -52,24 +53,110 @@ class SharedLinks(Protocol):
 
 
 class AuditSink(Protocol):
-    """Where every write attempt is recorded (accepted, refused or failed)."""
+    """Where write attempts are recorded (accepted, refused or failed).
+
+    ``record`` is called on the event loop and from tick threads: it must not block. A sink
+    may also have ``flush()`` (blocking until recorded entries are durable); ``LineIO``
+    calls it off the loop after a user or safe-state write.
+    """
 
     def record(self, entry: Mapping[str, object]) -> None: ...
 
 
 class JsonlAudit:
-    """Appends one JSON object per line to a file, fsync'd: the audit must survive a crash."""
+    """Appends one JSON object per line to a file, fsync'd: the audit must survive a crash.
+
+    The file is opened (its directory created) at construction, so a path that cannot be
+    written raises ``OSError`` before any write is sent. :meth:`record` never blocks on the
+    disk: a writer thread appends and fsyncs what has been recorded, in batches.
+    :meth:`flush` waits until everything recorded so far is on disk and raises the writer's
+    ``OSError``, if any; :meth:`close` flushes and closes (also at interpreter exit).
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+        self._pending: list[str] = []
+        self._cond = threading.Condition()
+        self._recorded = 0  # lines handed to record()
+        self._synced = 0  # lines written and fsync'd
+        self._error: OSError | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._writer, daemon=True,
+                                        name="smartline-audit")
+        self._thread.start()
+        atexit.register(self.close)
 
     def record(self, entry: Mapping[str, object]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(entry, default=str, sort_keys=True)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        line = audit_json(entry)
+        with self._cond:
+            if self._closed:
+                raise ValueError(f"audit log {self.path} is closed")
+            self._pending.append(line)
+            self._recorded += 1
+            self._cond.notify_all()
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Wait until every entry recorded so far is fsync'd; raise the writer's OSError."""
+        with self._cond:
+            target = self._recorded
+            self._cond.wait_for(lambda: self._synced >= target or self._error is not None,
+                                timeout_s)
+            if self._error is not None:
+                raise self._error
+            if self._synced < target:
+                raise TimeoutError(f"audit log {self.path}: not written within {timeout_s} s")
+
+    def close(self) -> None:
+        """Flush and close (idempotent)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+        atexit.unregister(self.close)
+        self._file.close()
+        if self._error is not None:
+            raise self._error
+
+    def _writer(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending) or self._closed)
+                batch, self._pending = self._pending, []
+                if not batch and self._closed:
+                    return
+            try:
+                if self._error is None:
+                    self._file.write("".join(f"{x}\n" for x in batch))
+                    self._file.flush()
+                    os.fsync(self._file.fileno())
+            except OSError as exc:
+                log.error("audit log %s: %s", self.path, exc)
+                with self._cond:
+                    self._error = exc
+            with self._cond:
+                self._synced += len(batch)
+                self._cond.notify_all()
+
+
+def audit_json(entry: Mapping[str, object]) -> str:
+    """An audit entry as one line of valid JSON (NaN and infinities become strings)."""
+    return json.dumps(_jsonable(entry), default=str, sort_keys=True, allow_nan=False)
+
+
+def _jsonable(v: object) -> object:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float):
+        return v if math.isfinite(v) else repr(v)
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple | np.ndarray):
+        return [_jsonable(x) for x in v]
+    return v
 
 
 @dataclass(slots=True)
@@ -108,6 +195,8 @@ class LineIO:
         self.audit = audit
         self.user = user or _current_user()
         self.drivers: dict[str, Driver] = {}
+        self._audit_lock = threading.Lock()
+        self._last_outcome: dict[str, str] = {}  # tag -> outcome last audited
         # links shared between devices (one RS-485 port, one TCP gateway), one pool per
         # driver family per line: a driver class that shares links names a `pool_factory`
         self._pools: dict[object, SharedLinks] = {}
@@ -185,7 +274,7 @@ class LineIO:
         t0 = time.perf_counter_ns()
         try:
             result: ReadResult = await drv.read(plan)
-        except (CommunicationError, DeviceError, SmartlineError) as exc:
+        except SmartlineError as exc:
             st.ok = False
             st.error = str(exc)
             self.image.mark(plan.slots, Quality.BAD, reason_for(exc))
@@ -195,10 +284,12 @@ class LineIO:
         st.elapsed_ns = time.perf_counter_ns() - t0
         return st
 
-    def prepare_writes(self, values: Mapping[str, object]) -> dict[str, list[WriteItem]]:
+    def prepare_writes(self, values: Mapping[str, object], *,
+                       source: str = "user") -> dict[str, list[WriteItem]]:
         """Check every value (access, type, limits) and convert to raw; all or nothing.
 
-        Raises ``WriteRefusedError`` naming every refused tag; nothing is written then.
+        Raises ``WriteRefusedError`` naming every refused tag; nothing is written then (the
+        refusal is audited).
         """
         refused: list[str] = []
         items: dict[str, list[WriteItem]] = {}
@@ -216,35 +307,69 @@ class LineIO:
             items.setdefault(tag.device, []).append(WriteItem(point, raw))
         if refused:
             for name, value in values.items():
-                self._audit(name, value, "refused", "; ".join(refused))
+                self.audit_write(name, value, "refused", "; ".join(refused), source=source)
             raise WriteRefusedError("write refused: " + "; ".join(refused))
         return items
 
-    async def write(self, values: Mapping[str, object]) -> None:
-        """Guarded, audited write of engineering values to tags (devices concurrently)."""
-        items = self.prepare_writes(values)
-        devices = list(items)
-        results = await asyncio.gather(*(self.driver(d).write(items[d]) for d in devices),
-                                       return_exceptions=True)
-        errors: list[BaseException] = []
-        for d, r in zip(devices, results, strict=True):
-            outcome = "ok" if r is None else "failed"
-            for it in items[d]:
-                self._audit(it.point.tag, values[it.point.tag], outcome,
-                            "" if r is None else str(r), raw=it.value)
-            if isinstance(r, BaseException):
-                errors.append(r)
-        if errors:
-            first = errors[0]
-            if isinstance(first, SmartlineError):
-                raise first
-            raise first
+    async def write(self, values: Mapping[str, object], *, source: str = "user") -> None:
+        """Guarded, audited write of engineering values to tags (devices concurrently).
 
-    def _audit(self, tag: str, value: object, outcome: str, detail: str = "",
-               raw: object = None) -> None:
+        Returns once the audit entries are on disk (when the sink can say so).
+        """
+        items = self.prepare_writes(values, source=source)
+        try:
+            errors = await self.write_items(items, values, source=source)
+        finally:
+            await self.flush_audit()
+        if errors:
+            raise next(iter(errors.values()))
+
+    async def write_items(self, items: Mapping[str, list[WriteItem]],
+                          values: Mapping[str, object], *, source: str = "user",
+                          changes_only: bool = False) -> dict[str, BaseException]:
+        """Send checked write items (device → items) concurrently and audit each tag's outcome.
+
+        The one way writes leave a line (``write`` and the cycle engine use it). ``values``
+        are the engineering values by tag, for the audit. Returns device → error for the
+        devices whose write failed. ``changes_only`` audits a tag only when its outcome
+        differs from the one last audited for it (the engine's routine writes: the first
+        success, each first refusal or failure, and the first success after those).
+        """
+        devices = list(items)
+        try:
+            drivers = [self.driver(d) for d in devices]
+        except SmartlineError as exc:  # a driver that cannot be loaded: nothing is sent
+            for d in devices:
+                for it in items[d]:
+                    self.audit_write(it.point.tag, values.get(it.point.tag), "failed",
+                                     str(exc), raw=it.value, source=source)
+            raise
+        results = await asyncio.gather(*(drv.write(items[d])
+                                         for d, drv in zip(devices, drivers, strict=True)),
+                                       return_exceptions=True)
+        errors: dict[str, BaseException] = {}
+        for d, r in zip(devices, results, strict=True):
+            failed = isinstance(r, BaseException)
+            for it in items[d]:
+                self.audit_write(it.point.tag, values.get(it.point.tag),
+                                 "failed" if failed else "ok", str(r) if failed else "",
+                                 raw=it.value, source=source, changes_only=changes_only)
+            if isinstance(r, BaseException):
+                errors[d] = r
+        return errors
+
+    def audit_write(self, tag: str, value: object, outcome: str, detail: str = "",
+                    raw: object = None, *, source: str = "user",
+                    changes_only: bool = False) -> None:
+        """Record one write attempt (any thread; never blocks on the disk)."""
+        with self._audit_lock:
+            last = self._last_outcome.get(tag)
+            self._last_outcome[tag] = outcome
+        if changes_only and last == outcome:
+            return
         entry: dict[str, object] = {
             "time_ns": self.clock.wall_ns(), "line": self.config.name, "user": self.user,
-            "tag": tag, "value": value, "outcome": outcome,
+            "source": source, "tag": tag, "value": value, "outcome": outcome,
         }
         if raw is not None:
             entry["raw"] = raw
@@ -253,6 +378,12 @@ class LineIO:
         audit_log.info("write %s", entry)
         if self.audit is not None:
             self.audit.record(entry)
+
+    async def flush_audit(self) -> None:
+        """Wait (off the loop) until the audit entries recorded so far are on disk."""
+        flush = getattr(self.audit, "flush", None)
+        if flush is not None:
+            await asyncio.to_thread(flush)
 
     async def close(self) -> None:
         """Close every driver (each close is idempotent and never raises)."""

@@ -11,21 +11,9 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-__all__ = ["changed_outputs", "gather_inputs", "mask_bad_inputs", "warm_up"]
+__all__ = ["changed_outputs", "gather_inputs", "warm_up"]
 
 _BAD = 3  # Quality.BAD (numba freezes module globals)
-
-
-@njit(cache=True)  # type: ignore[misc]
-def mask_bad_inputs(values: NDArray[np.float64],
-                    quality: NDArray[np.uint8]) -> int:  # pragma: no cover
-    """Set values whose quality is BAD to NaN in place; returns how many."""
-    n = 0
-    for i in range(values.shape[0]):
-        if quality[i] >= _BAD:
-            values[i] = np.nan
-            n += 1
-    return n
 
 
 @njit(cache=True)  # type: ignore[misc]
@@ -66,6 +54,5 @@ def warm_up() -> None:
     """Compile (or load from cache) the kernels for the engine's array types."""
     f = np.zeros(1)
     q = np.zeros(1, np.uint8)
-    mask_bad_inputs(f, q)
     gather_inputs(f, q, np.zeros(1, np.intp), f.copy(), q.copy())
     changed_outputs(f, f, f, np.zeros(1, np.bool_))

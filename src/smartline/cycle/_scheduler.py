@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import enum
+import functools
 import logging
 import os
 import sys
@@ -95,19 +96,22 @@ class RealtimeStatus:
                 "timer_slack_ns": self.timer_slack_ns}
 
 
-_libc: ctypes.CDLL | None = None
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library (loaded once), or None where it cannot be loaded."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
 
 
 def _prctl() -> Callable[..., int] | None:
-    global _libc
     if not sys.platform.startswith("linux"):
         return None
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        except OSError:
-            return None
-    fn: Callable[..., int] = _libc.prctl
+    libc = _libc()
+    if libc is None:
+        return None
+    fn: Callable[..., int] = libc.prctl
     return fn
 
 

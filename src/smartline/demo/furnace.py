@@ -4,11 +4,13 @@ Each zone has an Omron E5CC for its temperature and set point (read every cycle)
 channel of a thyristor power controller for its heater (written when it changes). A PID
 per zone (``smartline.logic``) computes the heater power; a deviation alarm per zone
 switches its heater off while the zone is more than ``OVERTEMP_C`` above its set point for
-``OVERTEMP_DELAY_S``.
+``OVERTEMP_DELAY_S``. A zone whose temperature is BAD (NaN: sensor or controller down) has
+its heater off too: heating blind is not safe.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -64,7 +66,7 @@ def furnace_state() -> FurnaceState:
 
 @program(inputs=INPUTS, outputs=OUTPUTS, init=furnace_state)
 def furnace(now_ns, inputs, outputs, state):  # type: ignore[no-untyped-def]
-    """PID per zone; heater off while the zone is too hot."""
+    """PID per zone; heater off while the zone is too hot or its temperature is BAD (NaN)."""
     n = state.pv.shape[0]
     for i in range(n):
         state.pv[i] = inputs[i]
@@ -73,4 +75,5 @@ def furnace(now_ns, inputs, outputs, state):  # type: ignore[no-untyped-def]
     pid_step(state.pid, state.sp, state.pv, state.auto, state.manual_out, now_ns)
     limits_alarm_step(state.overtemp, state.deviation, now_ns)
     for i in range(n):
-        outputs[i] = 0.0 if state.overtemp.h[i] else state.pid.out[i]
+        outputs[i] = (0.0 if state.overtemp.h[i] or not math.isfinite(inputs[i])
+                      else state.pid.out[i])

@@ -87,6 +87,28 @@ class TagSpec:
     def writable(self) -> bool:
         return self.access in (Access.RW, Access.W)
 
+    # -- values ------------------------------------------------------------------------------
+    def typed(self, value: float) -> bool | int | float:
+        """A float (from the image or a program) as the Python value of this tag's type.
+
+        Bool tags give ``bool``; unscaled integer tags give ``int`` when the value is a
+        whole number; everything else stays ``float`` (NaN included).
+        """
+        dtype = self.dtype
+        if dtype is DataType.BOOL:
+            return bool(value)
+        v = float(value)
+        if dtype is not None and dtype.is_integer and self.scale is None \
+                and math.isfinite(v) and v.is_integer():
+            return int(v)
+        return v
+
+    def typed_values(self, values: Sequence[float] | np.ndarray) -> object:
+        """The tag's elements (floats) typed by :meth:`typed`: a tuple for an array tag."""
+        if self.is_array:
+            return tuple(self.typed(v) for v in values)
+        return self.typed(values[0])
+
     # -- writes ----------------------------------------------------------------------------
     def check_write(self, value: object) -> WriteValue:
         """The raw value to send for engineering ``value``, or ``WriteRefusedError`` saying why not.

@@ -14,7 +14,6 @@ counts, never on the maximum. Two checks do not depend on timing at all:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -80,7 +79,9 @@ def _task_violations(name: str, t: TaskStats, b: Budget) -> list[str]:
     over("overruns", t.overruns, b.max_overruns, "")
     over("skipped cycles", t.skipped, b.max_skipped, "")
     over("requests per cycle", t.read_requests_planned, b.max_requests_per_cycle, "")
-    if b.min_cycles is not None and t.cycles < b.min_cycles:
+    if t.cycles == 0:
+        out.append(f"task {name}: task never ran (0 cycles)")
+    elif b.min_cycles is not None and t.cycles < b.min_cycles:
         out.append(f"task {name}: ran {t.cycles} cycles < {b.min_cycles}")
     if t.state == "faulted":
         out.append(f"task {name}: faulted: {t.fault}")
@@ -121,8 +122,10 @@ def run_line_for(path: str | os.PathLike[str], *, cycles: int | None = None,
                  profile_paths: Sequence[Path] = ()) -> EngineStats:
     """Load a line, run its tasks in real time for ``cycles`` (or ``duration_s``), return stats.
 
-    ``urls`` points devices elsewhere (a simulator started by the test). Task faults do
-    not raise here: they show in the stats, and :func:`assert_budget` reports them.
+    ``urls`` points devices elsewhere (a simulator started by the test). Task faults
+    after the line ran do not raise here: they show in the stats, and
+    :func:`assert_budget` reports them. An error before any task ran a cycle (a program
+    that does not load or compile, a bad tag) is raised: there is nothing to check.
     """
     from smartline.config import load_line
     from smartline.core import CycleOverrunError, SmartlineError
@@ -137,8 +140,11 @@ def run_line_for(path: str | os.PathLike[str], *, cycles: int | None = None,
     async def go() -> EngineStats:
         line, engine = build_engine(config)
         try:
-            with contextlib.suppress(CycleOverrunError, SmartlineError):
+            try:
                 await engine.run(cycles=cycles, duration_s=duration_s)
+            except (CycleOverrunError, SmartlineError):
+                if not any(t.cycles for t in engine.tasks.values()):
+                    raise  # nothing ran: a budget check would have nothing to say
             return engine.stats()
         finally:
             await line.close()

@@ -145,3 +145,13 @@ def test_read_of_an_unreachable_device_reports_bad_and_exits_1(tmp_path, env):
     assert r.returncode == 1, r.stderr
     assert json.loads(r.stdout)["t"]["quality"] == "bad"
     assert "plc" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_unwritable_audit_log_refuses_the_write_before_sending(line, env, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    r = sl("write", line, "speed_sp=33", "--audit", blocker / "audit.jsonl", env=env)
+    assert r.returncode == 2, r.stderr
+    assert "audit log" in r.stderr and "Traceback" not in r.stderr
+    data = json.loads(sl("read", line, "speed_sp", "--json", env=env).stdout)
+    assert data["speed_sp"]["value"] != 33

@@ -22,13 +22,13 @@ US = 1000
 
 
 def stats(p99_cycle_us: float = 100, p99_late_us: float = 20, overruns: int = 0,
-          requests: int = 2, state: str = "stopped") -> EngineStats:
+          requests: int = 2, state: str = "stopped", cycles: int = 100) -> EngineStats:
     def series(p99_us: float) -> SeriesStats:
         return SeriesStats(100, 1, 1.0, 1, round(p99_us * US), round(p99_us * US),
                            round(p99_us * US))
 
     t = TaskStats(name="fast", period_ns=10_000_000, overrun_policy="skip", state=state,
-                  cycles=100, overruns=overruns, skipped=0, max_overruns_in_row=overruns,
+                  cycles=cycles, overruns=overruns, skipped=0, max_overruns_in_row=overruns,
                   timing={"cycle": series(p99_cycle_us), "lateness": series(p99_late_us),
                           "inputs": series(1), "logic": series(1), "outputs": series(1)},
                   io=IoCounters(), read_requests_planned=requests,
@@ -53,6 +53,33 @@ def test_check_budget_lists_every_violation() -> None:
         assert_budget(stats(state="faulted"), max_overruns=None)
     with pytest.raises(TypeError, match="unknown budget limit"):
         assert_budget(s, p99_cycle=1)
+
+
+def test_a_task_that_never_ran_breaks_every_budget() -> None:
+    assert check_budget(stats(cycles=0), Budget(max_overruns=None)) == [
+        "task fast: task never ran (0 cycles)"]
+    with pytest.raises(BudgetExceededError, match="never ran"):
+        assert_budget(stats(cycles=0))
+
+
+def test_run_line_for_raises_what_stopped_the_line_before_it_ran(tmp_path: Path) -> None:
+    from smartline.cycle import ProgramError
+    from smartline.testing.budget import run_line_for
+
+    (tmp_path / "logic.py").write_text(
+        "from smartline.cycle import program\n\n\n"
+        "@program(inputs=['level'], outputs=['valve'])\n"
+        "def broken(now_ns, inputs, outputs, state):\n"
+        "    outputs[0] = inputs.nope\n", encoding="utf-8")
+    line = tmp_path / "line.yaml"
+    line.write_text(
+        "smartline: 1\nline: b\ndevices:\n  plc: {url: \"memory://b\"}\ntags:\n"
+        "  level: {device: plc, address: level}\n"
+        "  valve: {device: plc, address: \"valve:bool\", access: rw, safe: false}\n"
+        "tasks:\n  fast: {period_ms: 10, program: \"logic.py:broken\"}\n",
+        encoding="utf-8")
+    with pytest.raises(ProgramError):
+        run_line_for(line, cycles=5)
 
 
 def test_allocations_are_counted_in_the_kernel_only() -> None:

@@ -47,6 +47,17 @@ def broken(now_ns, inputs, outputs, state):
 def slow(now_ns, inputs, outputs, state):
     time.sleep(0.03)
     outputs[0] = 1.0
+
+
+_n = [0]
+
+
+@program(inputs=["level"], outputs=["valve"], jit=False)
+def stuck(now_ns, inputs, outputs, state):
+    _n[0] += 1
+    outputs[0] = 1.0
+    if _n[0] > 3:
+        time.sleep(30)  # stuck: stopping takes long
 """
 
 
@@ -153,3 +164,61 @@ def test_sigint_stops_cleanly_with_outputs_safe(tmp_path: Path, state_dir: Path)
     assert proc.returncode == 0, err
     assert memory(state_dir)["valve"] == 0.0
     assert "task fast: stopped" in err
+
+
+def test_unknown_program_names_the_line_file_entry(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    p = make(tmp_path, "missing")
+    assert run_line(p, cycles=5, live=False) == 2
+    err = capsys.readouterr().err
+    assert f"{p}: tasks.fast.program: " in err and "Traceback" not in err
+
+
+def test_unwritable_stats_file_is_an_error_after_the_line_closed(
+        tmp_path: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert run_line(make(tmp_path), cycles=5, live=False,
+                    stats_path=blocker / "stats.json") == 1
+    err = capsys.readouterr().err
+    assert "cannot write the statistics" in err and "task fast: stopped" in err
+    assert memory(state_dir)["valve"] == 0.0  # outputs safe, devices closed first
+
+
+def test_demo_simulator_that_never_starts_is_an_error_not_a_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import smartline.run as run_mod
+
+    async def never(proc, devices):  # type: ignore[no-untyped-def]
+        raise TimeoutError
+
+    monkeypatch.setattr(run_mod, "_await_sim", never)
+    assert run_mod.run_demo(cycles=5, live=False) == 1
+    assert "did not start" in capsys.readouterr().err
+
+
+def test_second_sigint_aborts_with_130_and_no_traceback(tmp_path: Path,
+                                                        state_dir: Path) -> None:
+    line = make(tmp_path, "stuck")
+    code = ("import sys\nfrom smartline.run import run_line\n"
+            f"sys.exit(run_line({str(line)!r}, live=False))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the program wrote the valve
+        try:
+            if memory(state_dir).get("valve") == 1.0:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("the line never ran")
+    time.sleep(0.1)  # the program is stuck now
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "aborted" in err and "Traceback" not in err

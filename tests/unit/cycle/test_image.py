@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from smartline.core import Quality, ReadResult, Reason
-from smartline.cycle import OutputTracker, ProcessImage, Snapshot
+from smartline.cycle import OutputTracker, ProcessImage, Snapshot, _kernels
 from smartline.tags import Access, Scale, TagSpec, parse_address
 
 
@@ -67,7 +67,7 @@ def test_stale_keeps_last_good_value_but_bad_stays_bad(image):
     assert image.get("level").quality is Quality.STALE
     assert image.get("level").value == pytest.approx(5.0)
     assert image.get("count").quality is Quality.BAD  # never read: cannot be merely stale
-    assert image.get("count").reason is Reason.DEADLINE
+    assert image.get("count").reason is Reason.NOT_READ  # and why it is bad still holds
     image.mark(np.array([0], np.intp), Quality.BAD, Reason.TIMEOUT)
     assert image.get("level").value is None and image.get("level").reason is Reason.TIMEOUT
 
@@ -81,14 +81,22 @@ def test_json_form_has_value_quality_timestamp(image):
     assert image.get("level").as_json()["reason"] == "timeout"
 
 
+def gather(img, snap):
+    """What a task's inputs phase does: one copy of its slots under the image lock."""
+    with img.lock:
+        return _kernels.gather_inputs(img.value, img.quality, snap.slots, snap.value,
+                                      snap.quality)
+
+
 def test_snapshot_copies_selected_slots(image):
     image.ingest(result([1, 2, 3], [1, 2, 3]))
     snap = Snapshot(image.slots(["speeds"]))
-    image.snapshot_into(snap)
+    gather(image, snap)
     image.ingest(result([1, 2, 3], [7, 8, 9]))
     assert snap.value.tolist() == [1, 2, 3]  # a copy, not a view
-    image.snapshot_into(snap)
-    assert snap.value.tolist() == [7, 8, 9]
+    image.mark(np.array([2], np.intp), Quality.BAD, Reason.TIMEOUT)
+    assert gather(image, snap) == 1
+    assert snap.value[[0, 2]].tolist() == [7, 9] and np.isnan(snap.value[1])  # BAD is NaN
 
 
 def test_snapshots_never_see_a_torn_array_while_a_writer_hammers_it():
@@ -107,7 +115,7 @@ def test_snapshots_never_see_a_torn_array_while_a_writer_hammers_it():
     torn = 0
     try:
         for _ in range(3000):
-            img.snapshot_into(snap)
+            gather(img, snap)
             torn += int(snap.value.min() != snap.value.max())
     finally:
         stop.set()
@@ -131,3 +139,21 @@ def test_output_tracker_reports_changes_beyond_deadband():
     assert tr.changed(np.array([1.5, 10.6, 3.0])).tolist() == [True, True, True]
     tr.forget()
     assert tr.changed(np.array([1.0, 10.0, 1.0])).all()
+
+
+def test_output_tracker_and_the_engine_share_one_change_detection():
+    tr = OutputTracker(np.array([0, 1], np.intp), deadband=np.array([0.0, 1.0]))
+    tr.commit(np.array([1.0, 5.0]), np.array([True, True]))
+    v = np.array([1.0, 6.5])
+    mask = np.zeros(2, np.bool_)
+    n = _kernels.changed_outputs(v, tr.last, tr.deadband, mask)
+    assert tr.changed(v).tolist() == mask.tolist() == [False, True] and n == 1
+
+
+def test_typed_values_follow_the_tag_type(image):
+    image.ingest(result([6], [7]))
+    assert image.get("count").value == 7 and type(image.get("count").value) is int
+    opc = TagSpec(name="n", device="d", address=parse_address("opcua", "ns=2;s=N"))
+    img = ProcessImage([opc])  # no storage type: stays float (used to raise AttributeError)
+    img.ingest(result([0], [3]))
+    assert img.get("n").value == 3.0 and type(img.get("n").value) is float
