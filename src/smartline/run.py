@@ -28,6 +28,7 @@ from .core import (
     ConfigError,
     CycleOverrunError,
     DriverNotAvailableError,
+    DriverRegistry,
     SmartlineError,
     parse_url,
 )
@@ -195,6 +196,13 @@ async def _demo(*, cycles: int | None, stats_path: Path | None, live: bool,
         config = load_line(demo_line_path())
     except ConfigError as exc:
         _error(str(exc))
+        return EXIT_BAD_INPUT
+    try:  # the drivers (and the simulator) need the modbus extra: say so before starting
+        registry = DriverRegistry()
+        for dev in config.devices.values():
+            registry.load(dev.scheme.scheme)
+    except DriverNotAvailableError as exc:
+        _error(f"the demo {exc}")
         return EXIT_BAD_INPUT
     port = _free_port()
     urls = {name: _with_port(str(dev.url), port) for name, dev in config.devices.items()}

@@ -197,6 +197,27 @@ def test_demo_simulator_that_never_starts_is_an_error_not_a_traceback(
     assert "did not start" in capsys.readouterr().err
 
 
+def test_demo_without_the_modbus_extra_names_the_extra(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import builtins
+
+    import smartline.run as run_mod
+
+    real_import = builtins.__import__
+
+    def no_pymodbus(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "pymodbus" or name.startswith("pymodbus."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    for mod in [m for m in sys.modules if m.startswith(("pymodbus", "smartline.drivers.modbus"))]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setattr(builtins, "__import__", no_pymodbus)
+    assert run_mod.run_demo(cycles=5, live=False) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'smartline[modbus]'" in err and "Traceback" not in err
+
+
 def test_second_sigint_aborts_with_130_and_no_traceback(tmp_path: Path,
                                                         state_dir: Path) -> None:
     line = make(tmp_path, "stuck")
