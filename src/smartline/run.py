@@ -202,7 +202,7 @@ async def _demo(*, cycles: int | None, stats_path: Path | None, live: bool,
         for dev in config.devices.values():
             registry.load(dev.scheme.scheme)
     except DriverNotAvailableError as exc:
-        _error(f"the demo {exc}")
+        _error(f"cannot run the demo: {exc}")
         return EXIT_BAD_INPUT
     port = _free_port()
     urls = {name: _with_port(str(dev.url), port) for name, dev in config.devices.items()}
