@@ -34,14 +34,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from _support import write_section
 from smartline.config import DeviceConfig, LineConfig
 from smartline.core import DriverRegistry, MonotonicClock, VirtualClock, parse_url
 from smartline.cycle import Engine, Program, RealtimeOptions, SeriesStats, TaskSpec, TimingRecorder
 from smartline.line import Line
 from smartline.tags import Access, TagSpec, parse_address
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- cycle:begin -->", "<!-- cycle:end -->"
 SIZES = (1_000, 10_000, 100_000)
 LATENESS_CYCLES = int(os.environ.get("BENCH_CYCLES", "10000"))
 OVERHEAD_CYCLES = {1_000: 3000, 10_000: 2000, 100_000: 300}
@@ -164,18 +163,6 @@ def _us(ns: float) -> str:
     return f"{ns / 1e3:,.0f} µs" if ns >= 10_000 else f"{ns / 1e3:,.1f} µs"
 
 
-def write_section(text: str) -> None:
-    """Replace (or add) this benchmark's section of RESULTS.md; other sections stay."""
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + block + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(new, encoding="utf-8")
-
-
 def report() -> str:
     d = RESULTS_DATA
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -276,7 +263,7 @@ def test_lateness(period_ms: float) -> None:
 def test_write_results() -> None:
     text = report()
     print("\n" + text)
-    write_section(text)
+    write_section("cycle", text)
 
 
 def main() -> int:

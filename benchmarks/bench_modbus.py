@@ -20,21 +20,18 @@ writes the "Modbus" section of ``benchmarks/RESULTS.md``.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pymodbus
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
+from _support import modbus_servers, write_section
 from smartline.core import DeviceSpec, Point, parse_url
 from smartline.drivers.modbus import ModbusLimits, ModbusReadPlan, ModbusTcpDriver
 from smartline.tags import ModbusAddress, parse_modbus
@@ -44,8 +41,6 @@ TAGS = 1000
 TYPES = ["uint16", "int16", "float32", "int32", "uint32", "float64", "float32:cdab",
          "int16", "uint16", "int64:cdab"]
 ROUNDS = 100
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- modbus:begin -->", "<!-- modbus:end -->"
 
 
 def layout(device: int) -> list[Point]:
@@ -82,21 +77,8 @@ def optimum(pts: list[Point], limits: ModbusLimits) -> int:
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[str]]:
     """The devices, served by a separate process: ``python -m smartline.hil.modbus``."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smartline.hil.modbus", "--devices", str(DEVICES),
-         "--registers", "2000"], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    urls: list[str] = []
-    for line in proc.stdout:
-        msg = json.loads(line)
-        if msg.get("ready"):
-            break
-        urls.append(msg["url"])
-    try:
+    with modbus_servers(DEVICES, registers=2000, stop_timeout_s=10) as urls:
         yield urls
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 class Bench:
@@ -181,18 +163,6 @@ class Bench:
         self.loop.close()
 
 
-def write_section(text: str) -> None:
-    """Replace (or add) this benchmark's section of RESULTS.md; other sections stay."""
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + block + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(new, encoding="utf-8")
-
-
 def test_modbus_throughput(benchmark: Any, servers: list[str]) -> None:
     b = Bench(servers)
     try:
@@ -238,6 +208,6 @@ def test_modbus_throughput(benchmark: Any, servers: list[str]) -> None:
         "vectorised decode of every value and the quality/reason arrays; the raw client only "
         "fetches the registers. Points per second are bound by the simulated devices and "
         "the loopback here; the client CPU line shows smartline's own cost.\n")
-    write_section(table)
+    write_section("modbus", table)
     print("\n" + table)
     assert ratio >= 0.8, f"smartline reached only {ratio:.1%} of the raw client"

@@ -15,22 +15,19 @@ baseline) shrink it for a quick look. Writes its part of the Modbus section of R
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import platform
 import resource
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pymodbus
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
+from _support import modbus_servers, write_section
 from smartline.core import DeviceSpec, Point, RetryPolicy, parse_url
 from smartline.drivers.modbus import ModbusConnectionPool, ModbusReadPlan, ModbusTcpDriver
 from smartline.tags import parse_modbus
@@ -41,8 +38,6 @@ DURATION_S = float(os.environ.get("SMARTLINE_SCALE_S", "60"))
 RAW_S = float(os.environ.get("SMARTLINE_SCALE_RAW_S", str(DURATION_S)))
 PERIOD_S = 1.0
 TYPES = ["uint16", "int16", "float32", "uint32", "int32", "float32:cdab"]
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- modbus-scale:begin -->", "<!-- modbus-scale:end -->"
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(int(DURATION_S + RAW_S) + 300)]
 
@@ -58,21 +53,8 @@ def tags() -> list[Point]:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smartline.hil.modbus", "--devices", str(DEVICES),
-         "--registers", "64"], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    urls: list[str] = []
-    for line in proc.stdout:
-        msg = json.loads(line)
-        if msg.get("ready"):
-            break
-        urls.append(msg["url"])
-    try:
+    with modbus_servers(DEVICES, registers=64, stop_timeout_s=30) as urls:
         yield urls
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def cpu_s() -> float:
@@ -141,20 +123,6 @@ async def run_raw(urls: list[str]) -> dict[str, float]:
             c.close()
 
 
-def write_section(text: str) -> None:
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + block + rest.split(END, 1)[1]
-    elif "<!-- modbus:end -->" in old:
-        head, rest = old.split("<!-- modbus:end -->", 1)
-        new = head + "<!-- modbus:end -->\n\n" + block + rest
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(new, encoding="utf-8")
-
-
 def test_modbus_scale(servers: list[str]) -> None:
     import logging
 
@@ -181,6 +149,6 @@ def test_modbus_scale(servers: list[str]) -> None:
         f"| CPU relative to raw pymodbus | {ratio:.2f}× | 1.00× |\n\n"
         "For scale: EMQ Neuron (C) reports 124 % CPU of a 4-core server for this load "
         "(a different machine; not measured here).\n")
-    write_section(text)
+    write_section("modbus-scale", text, after="modbus")
     print("\n" + text)
     assert sl["missed"] == 0 and sl["failed"] == 0

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from smartline.core import (
     ConfigError,
@@ -59,6 +59,9 @@ __all__ = ["build_line", "load_line"]
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _SECURITY_FILES = ("certificate", "private_key", "server_certificate")
 _MAX_LISTED = 12  # names listed in "unknown ..." messages
+#: the name rules of devices and tasks (IDENTIFIER) and of tags (DOTTED), as messages say them
+_IDENTIFIER_RULE = "letters, digits and '_', not starting with a digit"
+_DOTTED_RULE = "letters, digits and '_', dots between parts (oven.temp)"
 #: serial settings of a modbus+rtu URL that leaves them out: the Modbus RTU driver's defaults
 #: (``smartline.drivers.modbus.SerialParams``; a unit test keeps the two equal)
 _RTU_SERIAL_DEFAULTS: Mapping[str, OptionValue] = MappingProxyType(
@@ -224,16 +227,28 @@ class _LineLoader:
         self._profiles[name] = profile
         return profile
 
+    def _settings(self, raw: object, path: KeyPath, *, what: str, name: Any,
+                  pattern: re.Pattern[str], rule: str, hint: str) -> TypeGuard[dict[Any, Any]]:
+        """Whether ``raw``, the settings of the ``what`` called ``name``, is a mapping.
+
+        A string ``name`` that breaks ``pattern`` is reported too (non-strings are reported
+        by the top-level model); ``hint`` names the settings expected.
+        """
+        if isinstance(name, str) and not pattern.fullmatch(name):
+            self.issues.add(path, f"{name!r} is not a valid {what} name: expected {rule}",
+                            at_key=True)
+        if not isinstance(raw, dict):
+            self.issues.add(path, f"expected the {what}'s settings ({hint}), found "
+                                  f"{describe(raw)}")
+            return False
+        return True
+
     # -- devices ----------------------------------------------------------------------------
     def _device(self, name: Any, raw: object,
                 path: KeyPath) -> tuple[DeviceConfig | None, _Device | None]:
         before = len(self.issues)
-        if isinstance(name, str) and not IDENTIFIER.fullmatch(name):  # non-strings: top-level model
-            self.issues.add(path, f"{name!r} is not a valid device name: expected letters, "
-                                  "digits and '_', not starting with a digit", at_key=True)
-        if not isinstance(raw, dict):
-            self.issues.add(path, f"expected the device's settings (url: ...), found "
-                                  f"{describe(raw)}")
+        if not self._settings(raw, path, what="device", name=name, pattern=IDENTIFIER,
+                              rule=_IDENTIFIER_RULE, hint="url: ..."):
             return None, None
         common_keys = model_keys(DeviceModel)
         model = self.issues.validate(
@@ -397,12 +412,8 @@ class _LineLoader:
     def _tag(self, name: Any, raw: object, path: KeyPath, devices: Mapping[str, _Device],
              device_names: set[Any] | None) -> TagSpec | None:
         before = len(self.issues)
-        if isinstance(name, str) and not DOTTED.fullmatch(name):
-            self.issues.add(path, f"{name!r} is not a valid tag name: expected letters, digits "
-                                  "and '_', dots between parts (oven.temp)", at_key=True)
-        if not isinstance(raw, dict):
-            self.issues.add(path, f"expected the tag's settings (device: ..., address: ...), "
-                                  f"found {describe(raw)}")
+        if not self._settings(raw, path, what="tag", name=name, pattern=DOTTED,
+                              rule=_DOTTED_RULE, hint="device: ..., address: ..."):
             return None
         model = self.issues.validate(TagModel, raw, path)
         device_name = raw.get("device")
@@ -481,12 +492,8 @@ class _LineLoader:
     def _task(self, name: Any, raw: object, path: KeyPath, *, tags: Mapping[str, TagSpec],
               tag_names: set[str] | None, writers: dict[str, str]) -> TaskConfig | None:
         before = len(self.issues)
-        if isinstance(name, str) and not IDENTIFIER.fullmatch(name):
-            self.issues.add(path, f"{name!r} is not a valid task name: expected letters, "
-                                  "digits and '_', not starting with a digit", at_key=True)
-        if not isinstance(raw, dict):
-            self.issues.add(path, f"expected the task's settings (period_ms: ...), found "
-                                  f"{describe(raw)}")
+        if not self._settings(raw, path, what="task", name=name, pattern=IDENTIFIER,
+                              rule=_IDENTIFIER_RULE, hint="period_ms: ..."):
             return None
         model = self.issues.validate(TaskModel, raw, path)
         if tag_names is not None:

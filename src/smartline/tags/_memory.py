@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ._base import TypedAddress
 from ._lex import parse_type_token, split_tokens, strip_text
 from ._types import AddressError, DataType, FieldError, quote
 
@@ -18,7 +19,7 @@ _TYPE_LIST = ("bool, int8, uint8, int16, uint16, int32, uint32, int64, uint64, f
 
 
 @dataclass(frozen=True, slots=True)
-class MemoryAddress:
+class MemoryAddress(TypedAddress):
     """A named cell of the in-memory test driver; implements :class:`smartline.core.Address`."""
 
     name: str
@@ -35,14 +36,6 @@ class MemoryAddress:
     @property
     def family(self) -> str:
         return "memory"
-
-    @property
-    def elements(self) -> int:
-        return self.count if self.count is not None else 1
-
-    @property
-    def is_text(self) -> bool:
-        return self.dtype is DataType.STRING
 
     def canonical(self) -> str:
         """The name alone for a float64 scalar; otherwise ``name:type[count]``."""

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal, cast
 
+from ._base import TypedAddress
 from ._lex import TYPE_TOKEN, TypeSpec, parse_type_token, split_tokens, strip_text
 from ._types import AddressError, ByteOrder, DataType, FieldError, parse_uint, quote
 
@@ -30,7 +31,7 @@ Part = Literal["area", "offset", "bit", "type", "count", "order"]
 
 
 @dataclass(frozen=True, slots=True)
-class ModbusAddress:
+class ModbusAddress(TypedAddress):
     """A Modbus tag address; implements :class:`smartline.core.Address`.
 
     Built by :func:`parse_modbus` or directly (checked either way). ``order`` ``dcba`` on a
@@ -59,15 +60,6 @@ class ModbusAddress:
     @property
     def family(self) -> str:
         return "modbus"
-
-    @property
-    def elements(self) -> int:
-        """Image slots filled: the array length, else 1 (a string is one slot)."""
-        return self.count if self.count is not None else 1
-
-    @property
-    def is_text(self) -> bool:
-        return self.dtype is DataType.STRING
 
     def canonical(self) -> str:
         """The one spelling of this address: lower case, decimal, defaults left out.

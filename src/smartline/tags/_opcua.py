@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 from urllib.parse import unquote
 
+from ._base import UntypedAddress
 from ._types import AddressError, FieldError, parse_uint, quote
 
 __all__ = ["OpcUaAddress", "parse_opcua"]
@@ -28,7 +29,7 @@ _EXAMPLE = "ns=2;s=Line.Temp, ns=2;i=1001, i=85, nsu=urn:x;s=Temp"
 
 
 @dataclass(frozen=True, slots=True)
-class OpcUaAddress:
+class OpcUaAddress(UntypedAddress):
     """An OPC UA NodeId; implements :class:`smartline.core.Address`.
 
     Exactly one of ``namespace`` (index, 0 for the standard namespace) and
@@ -50,15 +51,6 @@ class OpcUaAddress:
     @property
     def family(self) -> str:
         return "opcua"
-
-    @property
-    def elements(self) -> int:
-        return 1
-
-    @property
-    def is_text(self) -> bool:
-        """Unknown until the server is asked; strings travel as text regardless."""
-        return False
 
     def canonical(self) -> str:
         """``ns=`` left out for namespace 0 (OPC 10000-6); ';' and '%' escaped in nsu."""

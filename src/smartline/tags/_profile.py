@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ._base import UntypedAddress
 from ._lex import strip_text
 from ._types import AddressError, FieldError
 
@@ -15,7 +16,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*")
 
 
 @dataclass(frozen=True, slots=True)
-class ProfileAddress:
+class ProfileAddress(UntypedAddress):
     """A name the device profile defines (``weight``, ``Sspeed``, ``axis.x.pos``); case matters."""
 
     name: str
@@ -33,15 +34,6 @@ class ProfileAddress:
     @property
     def family(self) -> str:
         return "profile"
-
-    @property
-    def elements(self) -> int:
-        return 1
-
-    @property
-    def is_text(self) -> bool:
-        """The profile decides; drivers deliver text through ``texts`` when it is."""
-        return False
 
     def canonical(self) -> str:
         return self.name

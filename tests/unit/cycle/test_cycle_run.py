@@ -79,6 +79,26 @@ def memory(state_dir: Path) -> dict[str, object]:
     return json.loads((state_dir / "memory" / "run-test.json").read_text())  # type: ignore[no-any-return]
 
 
+def start_line_until_valve_open(line: Path, state_dir: Path) -> subprocess.Popen[str]:
+    """``run_line(line)`` in a child process, once its program has written the valve (1.0)."""
+    code = ("import sys\nfrom smartline.run import run_line\n"
+            f"sys.exit(run_line({str(line)!r}, live=False))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if memory(state_dir).get("valve") == 1.0:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("the line never ran")
+    return proc
+
+
 def test_runs_writes_stats_and_leaves_outputs_safe(tmp_path: Path, state_dir: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     stats = tmp_path / "out" / "stats.json"
@@ -144,21 +164,7 @@ def test_sigint_stops_cleanly_with_outputs_safe(tmp_path: Path, state_dir: Path)
     line = make(tmp_path)
     (state_dir / "memory").mkdir(parents=True)
     (state_dir / "memory" / "run-test.json").write_text('{"level": 10.0}')
-    code = ("import sys\nfrom smartline.run import run_line\n"
-            f"sys.exit(run_line({str(line)!r}, live=False))\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until the program opened the valve
-        try:
-            if memory(state_dir).get("valve") == 1.0:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("the line never ran")
+    proc = start_line_until_valve_open(line, state_dir)  # the program opened the valve
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
@@ -221,21 +227,7 @@ def test_demo_without_the_modbus_extra_names_the_extra(
 def test_second_sigint_aborts_with_130_and_no_traceback(tmp_path: Path,
                                                         state_dir: Path) -> None:
     line = make(tmp_path, "stuck")
-    code = ("import sys\nfrom smartline.run import run_line\n"
-            f"sys.exit(run_line({str(line)!r}, live=False))\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until the program wrote the valve
-        try:
-            if memory(state_dir).get("valve") == 1.0:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("the line never ran")
+    proc = start_line_until_valve_open(line, state_dir)  # the program wrote the valve
     time.sleep(0.1)  # the program is stuck now
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
