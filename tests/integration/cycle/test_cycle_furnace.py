@@ -4,8 +4,6 @@ points (virtual time, co-simulated), and ``smartline demo`` runs unattended (rea
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +13,6 @@ from smartline.core import VirtualClock
 from smartline.demo import demo_line_path
 from smartline.demo.sim import FurnaceSim
 from smartline.run import build_engine, run_demo, with_device_urls
-
-
-@pytest.fixture(autouse=True)
-def quiet_pymodbus() -> Iterator[None]:
-    logger = logging.getLogger("pymodbus")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    yield
-    logger.setLevel(level)
 
 
 async def test_pid_brings_every_zone_to_its_set_point() -> None:

@@ -2,7 +2,6 @@
 written through ``Line`` and the ``smartline`` command, against pymodbus servers on loopback."""
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -17,11 +16,6 @@ from smartline.line import Line
 
 E5CC = data_dir("drivers") / "omron" / "e5cc.yaml"
 SDM630 = data_dir("drivers") / "eastron" / "sdm630.yaml"
-
-
-@pytest.fixture(autouse=True)
-def quiet_pymodbus():
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
 def line_file(tmp_path: Path, rtu_url: str, tcp_url: str) -> Path:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,6 @@ SimFactory = Callable[..., Awaitable[ModbusServerSim]]
 # the tests import their helpers from modbus_support.py next to this file (importlib mode)
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
-
-
-@pytest.fixture(autouse=True)
-def quiet_pymodbus() -> Iterator[None]:
-    """pymodbus logs every provoked fault at ERROR with frame dumps: keep test output readable."""
-    logger = logging.getLogger("pymodbus")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    yield
-    logger.setLevel(level)
 
 
 @pytest.fixture(params=["tcp", "rtuovertcp", "rtu"])
