@@ -13,3 +13,4 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q --no-deps -e examples/vendor-driver

@@ -32,7 +32,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from _support import modbus_servers, write_section
-from smartline.core import DeviceSpec, Point, parse_url
+from smartline.core import DeviceSpec, LinkPool, Point, ReadPlan, parse_url
 from smartline.drivers.modbus import ModbusLimits, ModbusReadPlan, ModbusTcpDriver
 from smartline.tags import ModbusAddress, parse_modbus
 
@@ -87,12 +87,14 @@ class Bench:
     def __init__(self, urls: list[str]) -> None:
         self.loop = asyncio.new_event_loop()
         self.layouts = [layout(d) for d in range(DEVICES)]
-        self.drivers = [ModbusTcpDriver(DeviceSpec(f"dev{d}", parse_url(u), timeout_s=2.0))
+        self.links = LinkPool()  # as a line gives its drivers (one connection per device here)
+        self.drivers = [ModbusTcpDriver(DeviceSpec(f"dev{d}", parse_url(u), timeout_s=2.0),
+                                        links=self.links)
                         for d, u in enumerate(urls)]
-        self.plans: list[ModbusReadPlan] = []
+        self.plans: list[ReadPlan[ModbusReadPlan]] = []
         for drv, pts in zip(self.drivers, self.layouts, strict=True):
             plan = drv.plan(pts)
-            assert isinstance(plan, ModbusReadPlan)
+            assert isinstance(plan.compiled, ModbusReadPlan)
             self.plans.append(plan)
         self.clients: list[AsyncModbusTcpClient] = []
         self.run(self._connect(urls))
@@ -116,12 +118,13 @@ class Bench:
         return sum(r.requests for r in results)
 
     async def raw_cycle(self) -> int:
-        async def one(client: AsyncModbusTcpClient, plan: ModbusReadPlan) -> int:
-            for req in plan.requests:
+        async def one(client: AsyncModbusTcpClient, plan: ReadPlan[ModbusReadPlan]) -> int:
+            requests = plan.compiled.requests
+            for req in requests:
                 rr = await client.read_holding_registers(req.start, count=req.count,
                                                          device_id=1)
                 assert not rr.isError()
-            return len(plan.requests)
+            return len(requests)
 
         counts = await asyncio.gather(*(one(c, p) for c, p in
                                         zip(self.clients, self.plans, strict=True)))
@@ -156,6 +159,7 @@ class Bench:
         async def shut() -> None:
             for d in self.drivers:
                 await d.close()
+            await self.links.aclose()
             for c in self.clients:
                 c.close()
 
@@ -190,7 +194,8 @@ def test_modbus_throughput(benchmark: Any, servers: list[str]) -> None:
     ratio = raw / sl
     table = (
         "## Modbus — 1,000 holding-register tags, 3 Modbus/TCP devices (issue #3)\n\n"
-        f"`pytest benchmarks/bench_modbus.py --benchmark-enable` · {time.strftime('%Y-%m-%d')} · "
+        "`python -m pytest benchmarks/bench_modbus.py --benchmark-enable -p no:cacheprovider -s`"
+        f" · {time.strftime('%Y-%m-%d')} · "
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"pymodbus {pymodbus.__version__}, stdlib asyncio. Simulated devices in a separate "
         "process on 127.0.0.1; medians of "

@@ -28,8 +28,8 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from _support import modbus_servers, write_section
-from smartline.core import DeviceSpec, Point, RetryPolicy, parse_url
-from smartline.drivers.modbus import ModbusConnectionPool, ModbusReadPlan, ModbusTcpDriver
+from smartline.core import DeviceSpec, LinkPool, Point, RetryPolicy, parse_url
+from smartline.drivers.modbus import ModbusReadPlan, ModbusTcpDriver
 from smartline.tags import parse_modbus
 
 DEVICES = int(os.environ.get("SMARTLINE_SCALE_DEVICES", "500"))
@@ -92,18 +92,19 @@ async def poll(devices: list[Callable[[], Awaitable[Any]]], duration_s: float
 
 
 async def run_smartline(urls: list[str]) -> dict[str, float]:
-    pool = ModbusConnectionPool()
+    pool = LinkPool()
     retry = RetryPolicy(demote_after=1000)
     drivers = [ModbusTcpDriver(DeviceSpec(f"d{i}", parse_url(u), timeout_s=0.9, retry=retry),
-                               pool=pool) for i, u in enumerate(urls)]
+                               links=pool) for i, u in enumerate(urls)]
     plans = [d.plan(tags()) for d in drivers]
-    assert all(isinstance(p, ModbusReadPlan) and p.request_count == 1 for p in plans)
+    assert all(isinstance(p.compiled, ModbusReadPlan) and p.request_count == 1 for p in plans)
     await asyncio.gather(*(d.connect() for d in drivers))
     try:
         return await poll([lambda d=d, p=p: d.read(p)  # type: ignore[misc]
                            for d, p in zip(drivers, plans, strict=True)], DURATION_S)
     finally:
         await asyncio.gather(*(d.close() for d in drivers))
+        await pool.aclose()
 
 
 async def run_raw(urls: list[str]) -> dict[str, float]:
@@ -133,7 +134,8 @@ def test_modbus_scale(servers: list[str]) -> None:
     text = (
         f"### Scale — {DEVICES} Modbus/TCP devices × {TAGS} tags every {PERIOD_S:g} s for "
         f"{DURATION_S:g} s\n\n"
-        f"`pytest benchmarks/bench_modbus_scale.py -m soak -s` · {time.strftime('%Y-%m-%d')} · "
+        "`python -m pytest benchmarks/bench_modbus_scale.py -m soak -s -p no:cacheprovider` · "
+        f"{time.strftime('%Y-%m-%d')} · "
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"pymodbus {pymodbus.__version__}, stdlib asyncio; the simulated devices run in "
         "another process on the same machine (not counted). One connection per device.\n\n"

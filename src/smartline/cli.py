@@ -89,7 +89,8 @@ def check(files: tuple[Path, ...], profile_paths: tuple[Path, ...]) -> None:
 @click.argument("line", type=click.Path(path_type=Path))
 @click.argument("tags", nargs=-1)
 @click.option("--json", "as_json", is_flag=True,
-              help='Print a JSON object tag → {"value", "quality", "timestamp"}.')
+              help='Print a JSON object tag → {"value", "quality", "timestamp", "received"} '
+                   "(timestamp: when the device sampled the value; received: when it arrived).")
 @_profile_path_option
 def read(line: Path, tags: tuple[str, ...], as_json: bool, profile_paths: tuple[Path, ...]) -> None:
     """Read tags once (default: every tag of the line).

@@ -28,11 +28,11 @@ from .core import (
     ConfigError,
     CycleOverrunError,
     DriverNotAvailableError,
-    DriverRegistry,
     SmartlineError,
     parse_url,
 )
 from .cycle import ProgramError
+from .tags import default_registry
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -198,9 +198,9 @@ async def _demo(*, cycles: int | None, stats_path: Path | None, live: bool,
         _error(str(exc))
         return EXIT_BAD_INPUT
     try:  # the drivers (and the simulator) need the modbus extra: say so before starting
-        registry = DriverRegistry()
+        registry = default_registry()
         for dev in config.devices.values():
-            registry.load(dev.scheme.scheme)
+            registry.load(dev.scheme.name)
     except DriverNotAvailableError as exc:
         _error(f"cannot run the demo: {exc}")
         return EXIT_BAD_INPUT

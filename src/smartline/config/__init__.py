@@ -10,6 +10,7 @@ from ._check import check_file
 from ._common import data_dir
 from ._line import load_line
 from ._profile import find_profile, load_profile
+from ._schema import DeviceOptions, NoOptions, SecurityModel, UserModel
 from ._types import (
     DeviceConfig,
     LineConfig,
@@ -22,11 +23,15 @@ from ._types import (
 
 __all__ = [
     "DeviceConfig",
+    "DeviceOptions",
     "LineConfig",
+    "NoOptions",
     "Profile",
     "ProfileManual",
     "ProfilePoint",
+    "SecurityModel",
     "TaskConfig",
+    "UserModel",
     "WatchdogConfig",
     "check_file",
     "data_dir",

@@ -47,12 +47,25 @@ def _plural(n: int, word: str) -> str:
 def _check_line(doc: Document, options: CheckOptions) -> str:
     line = build_line(doc, profile_paths=options.profile_paths, env=options.env,
                       registry=options.registry)
-    return (f"{doc.file}: line {line.name!r}: {_plural(len(line.devices), 'device')}, "
-            f"{_plural(len(line.tags), 'tag')}, {_plural(len(line.tasks), 'task')}")
+    summary = (f"{doc.file}: line {line.name!r}: {_plural(len(line.devices), 'device')}, "
+               f"{_plural(len(line.tags), 'tag')}, {_plural(len(line.tasks), 'task')}")
+    notes: dict[str, list[str]] = {}
+    for device in line.devices.values():
+        family = device.scheme.family
+        missing = family.missing_imports()
+        if missing:
+            hint = (f"pip install '{family.requires}'" if family.requires
+                    else f"install {family.package}'s dependencies")
+            key = (f"the {family.name} driver needs {', '.join(missing)}, which is not "
+                   f"installed here: {hint}")
+            notes.setdefault(key, []).append(device.name)
+    for note, devices in notes.items():
+        summary += f"\n  note: devices {', '.join(devices)}: {note}"
+    return summary
 
 
 def _check_profile(doc: Document, options: CheckOptions) -> str:
-    profile, issues = build_profile(doc)
+    profile, issues = build_profile(doc, registry=options.registry)
     if profile is None or issues.items:
         raise ConfigError(sort_issues(issues.items, doc.file))
     return (f"{doc.file}: profile {profile.name!r} ({profile.family}): "

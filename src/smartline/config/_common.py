@@ -10,11 +10,11 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from smartline.core import ConfigIssue
+from smartline.core import ConfigIssue, DriverFamily, DriverRegistry
 from smartline.tags import AddressError, Scale, TagAddress, TagSpec, parse_address
 
 from ._messages import describe, did_you_mean, one_of, pydantic_message
-from ._schema import FAMILY_OPTIONS, ScaleModel
+from ._schema import ScaleModel
 from ._source import Document, KeyPath
 
 __all__ = [
@@ -72,12 +72,20 @@ def _model_in(annotation: object) -> type[BaseModel] | None:
     return None
 
 
+class _OneFamily(DriverRegistry):
+    """A registry of one family already resolved (no entry point scan per address)."""
+
+    def __init__(self, family: DriverFamily) -> None:
+        super().__init__([family], use_entry_points=False)
+
+
 class Issues:
     """Collects the issues of one load, with the document they are located in."""
 
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.items: list[ConfigIssue] = list(doc.issues)
+        self.last_offset: int | None = None  # of the last address error, within the address
 
     def __len__(self) -> int:
         return len(self.items)
@@ -125,22 +133,29 @@ class Issues:
             return False
         return True
 
-    def address(self, family: str, text: str, path: KeyPath) -> TagAddress | None:
-        """Parse a tag address with the family's grammar; an error points into the address."""
+    def address(self, family: DriverFamily, text: str, path: KeyPath) -> TagAddress | None:
+        """Parse a tag address with the family's grammar; an error points into the address.
+
+        A grammar that fails with anything but ``AddressError`` (a bug in a plug-in) is
+        reported here, naming the plug-in, and the rest of the file is still checked.
+        """
         try:
-            return parse_address(family, text)
+            return parse_address(family.name, text, registry=_OneFamily(family))
         except AddressError as exc:
-            self.add(path, str(exc), offset=exc.column if exc.column is not None else 0)
+            self.last_offset = exc.column if exc.column is not None else 0
+            self.add(path, str(exc), offset=self.last_offset)
             return None
 
-    def options(self, raw: Mapping[Any, Any], family: str | None, path: KeyPath, *,
-                common: Iterable[str]) -> dict[str, Any] | None:
-        """Validate the protocol options of a device of ``family`` (None: URL unusable).
+    def options(self, raw: Mapping[Any, Any], family: DriverFamily | None, path: KeyPath, *,
+                common: Iterable[str], others: Iterable[DriverFamily] = ()
+                ) -> dict[str, Any] | None:
+        """Validate the option keys of a device of ``family`` (None: URL unusable).
 
-        Returns the options set, typed, or None when any is wrong. A key that belongs to
-        another family is named as such; ``common`` lists the keys every device takes.
+        Returns the options given, typed, or None when any is wrong. A key that belongs to
+        another family (of ``others``) is named as such; ``common`` lists the keys every
+        device takes.
         """
-        options_model = FAMILY_OPTIONS.get(family) if family is not None else None
+        options_model = family.options if family is not None else None
         keys_here = model_keys(options_model) if options_model is not None else []
         ok = True
         for key in raw:
@@ -151,21 +166,23 @@ class Issues:
                 self.add((*path, key), f"a key here must be a string, found {describe(key)}: "
                                        "quote the name", at_key=True)
                 continue
-            owners = [f for f, m in FAMILY_OPTIONS.items() if key in model_keys(m)]
+            owners = [f.name for f in others if f.options is not None
+                      and key in model_keys(f.options)]
             if owners and family is None:
                 continue  # which family it is for is unknown without a usable URL
             ok = False
-            if owners:
-                here = (f"{family} devices take {', '.join(keys_here)}" if keys_here
-                        else f"{family} devices have no options of their own")
-                self.add((*path, key), f"{key} is not an option of {family} devices; it is an "
-                                       f"option of {one_of(owners)} devices ({here})", at_key=True)
+            if owners and family is not None:
+                here = (f"{family.name} devices take {', '.join(keys_here)}" if keys_here
+                        else f"{family.name} devices have no options of their own")
+                self.add((*path, key), f"{key} is not an option of {family.name} devices; it "
+                                       f"is an option of {one_of(owners)} devices ({here})",
+                         at_key=True)
             else:
                 everything = [*common, *keys_here]
                 self.add((*path, key), f"unknown key {key!r}{did_you_mean(key, everything)}; "
                                        f"expected one of: {', '.join(everything)}", at_key=True)
         if options_model is None:
-            return None
+            return None if family is None else ({} if ok else None)
         model = self.validate(options_model, {k: v for k, v in raw.items() if k in keys_here},
                               path)
         if model is None or not ok:

@@ -16,26 +16,28 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeGuard
 
+from pydantic import ValidationError
+
 from smartline.core import (
+    SERIAL_PARAMS,
     ConfigError,
     ConnectionUrl,
+    DriverFamily,
     DriverNotAvailableError,
     DriverRegistry,
     SchemeInfo,
     parse_url,
 )
-from smartline.tags import Access, AddressError, TagAddress, TagSpec, parse_address
+from smartline.tags import Access, TagAddress, TagSpec, default_registry
 
 from ._common import Issues, make_scale, model_keys
-from ._messages import describe, did_you_mean
+from ._messages import describe, did_you_mean, one_of
 from ._profile import build_profile, find_profile
 from ._schema import (
     DOTTED,
     IDENTIFIER,
     LINE_FORMAT_KEY,
     LINE_VERSIONS,
-    RTU_UNITS,
-    URL_PARAMS,
     DeviceModel,
     LineFileModel,
     SecurityModel,
@@ -62,10 +64,7 @@ _MAX_LISTED = 12  # names listed in "unknown ..." messages
 #: the name rules of devices and tasks (IDENTIFIER) and of tags (DOTTED), as messages say them
 _IDENTIFIER_RULE = "letters, digits and '_', not starting with a digit"
 _DOTTED_RULE = "letters, digits and '_', dots between parts (oven.temp)"
-#: serial settings of a modbus+rtu URL that leaves them out: the Modbus RTU driver's defaults
-#: (``smartline.drivers.modbus.SerialParams``; a unit test keeps the two equal)
-_RTU_SERIAL_DEFAULTS: Mapping[str, OptionValue] = MappingProxyType(
-    {"baudrate": 19200, "parity": "N", "stopbits": 1, "bytesize": 8})
+
 
 
 def load_line(path: str | os.PathLike[str], *, profile_paths: Sequence[Path] = (),
@@ -93,7 +92,7 @@ def build_line(doc: Document, *, profile_paths: Sequence[Path] = (),
 class _Device:
     """What tags need to know about a device that validated far enough to check them."""
 
-    family: str
+    family: DriverFamily
     profile: Profile | None
     points: Literal["all"] | tuple[str, ...] | None
 
@@ -121,7 +120,7 @@ class _LineLoader:
         self.doc = doc
         self.issues = Issues(doc)
         self.env: Mapping[str, str] = os.environ if env is None else env
-        self.registry = registry if registry is not None else DriverRegistry()
+        self.registry = registry if registry is not None else default_registry()
         self.search: list[Path] = [Path(p) for p in profile_paths]
         self._profiles: dict[str, Profile | None] = {}
         self._unmade: set[Any] = set()  # devices whose `points` tags could not be made
@@ -203,7 +202,7 @@ class _LineLoader:
             return profile
         self._profiles[name] = None
         try:
-            file = find_profile(name, self.search)
+            file = find_profile(name, self.search, registry=self.registry)
         except (FileNotFoundError, ValueError) as exc:
             self.issues.add(path, str(exc))
             return None
@@ -213,7 +212,7 @@ class _LineLoader:
             self.issues.extend(exc.issues)
             self.issues.add(path, f"device profile {name!r} in {file} could not be read")
             return None
-        profile, issues = build_profile(doc)
+        profile, issues = build_profile(doc, registry=self.registry)
         if profile is None:
             self.issues.extend(issues.items)
             self.issues.add(path, f"device profile {name!r} in {file} has errors (listed under "
@@ -253,21 +252,26 @@ class _LineLoader:
         common_keys = model_keys(DeviceModel)
         model = self.issues.validate(
             DeviceModel, {k: v for k, v in raw.items() if k in common_keys}, path)
-        url, info = self._url(raw.get("url"), (*path, "url"))
+        package = raw.get("package")
+        url, info = self._url(raw.get("url"), (*path, "url"),
+                              package if isinstance(package, str) else None)
         family = info.family if info is not None else None
         rest = {k: v for k, v in raw.items() if k not in common_keys}
-        options = self.issues.options(rest, family, path, common=common_keys)
+        options = self.issues.options(rest, family, path, common=common_keys,
+                                      others=self.registry.families.values())
         url_options = self._url_params(url, info, raw.get("url"), (*path, "url"))
+        if options is not None and url_options is not None and info is not None:
+            self._scheme_keys(info, options, url_options, path)
 
         profile: Profile | None = None
         wanted = raw.get("profile")
         usable = wanted is None  # no profile asked for, or one that loaded and fits
         if isinstance(wanted, str) and model is not None:
             profile = self._profile(wanted, (*path, "profile"))
-            if profile is not None and info is not None and profile.family != info.family:
+            if profile is not None and info is not None and profile.family != info.family.name:
                 self.issues.add((*path, "profile"), f"profile {wanted!r} describes "
                                 f"{profile.family} devices; this device's URL is "
-                                f"{info.family} ({info.scheme}://)")
+                                f"{info.family.name} ({info.name}://)")
                 profile = None
             usable = profile is not None
         points = model.points if model is not None else None
@@ -278,27 +282,43 @@ class _LineLoader:
         if family is not None and model is not None and usable:
             device = _Device(family, profile, points if profile is not None else None)
         if model is None or url is None or info is None or options is None \
-                or url_options is None:
+                or url_options is None or len(self.issues) > before:
             return None, device
         config = self._device_config(name, model, url=url, info=info, profile=profile,
                                      options=options, url_options=url_options, path=path)
         return (config if len(self.issues) == before else None), device
 
+    def _scheme_keys(self, info: SchemeInfo, options: Mapping[str, Any],
+                     url_options: Mapping[str, OptionValue], path: KeyPath) -> None:
+        """Keys that are URL parameters of another scheme of the family only (baudrate on a
+        TCP device), and keys given twice (in the URL and as a key) with different values."""
+        mine = set(info.scheme.params)
+        for key, value in options.items():
+            others = [s.name for s in info.family.schemes
+                      if s is not info.scheme and key in s.params]
+            if others and key not in mine:
+                self.issues.add((*path, key), f"{key} applies to {one_of(others)} URLs, not "
+                                              f"{info.name}", at_key=True)
+            if key in url_options and url_options[key] != value:
+                self.issues.add((*path, key), f"{key} {value} contradicts {key}="
+                                              f"{url_options[key]} in the url: give the {key} "
+                                              "once")
+
     def _serial_lines(self, devices: Mapping[str, DeviceConfig],
                       raw_devices: Mapping[Any, Any]) -> None:
-        """Devices on one serial port (modbus+rtu) must agree on its settings: the port is
-        opened once, with one baud rate, parity, stop bits and data bits."""
-        first: dict[str, tuple[str, dict[str, OptionValue]]] = {}  # port → device, settings
+        """Devices on one serial port must agree on its settings: the port is opened once,
+        with one baud rate, parity, stop bits and data bits."""
+        first: dict[tuple[str, str], tuple[str, dict[str, object]]] = {}
         for name, config in devices.items():
-            if config.scheme.scheme != "modbus+rtu":
+            if not config.scheme.scheme.serial:
                 continue
-            settings = {key: config.options.get(key, default)
-                        for key, default in _RTU_SERIAL_DEFAULTS.items()}
+            settings = {key: getattr(config.options, key, None) for key in SERIAL_PARAMS}
             port = config.url.path
-            if port not in first:
-                first[port] = (name, settings)
+            where = (config.scheme.name, port)
+            if where not in first:
+                first[where] = (name, settings)
                 continue
-            other, expected = first[port]
+            other, expected = first[where]
             differ = [key for key in settings if settings[key] != expected[key]]
             if not differ:
                 continue
@@ -312,7 +332,8 @@ class _LineLoader:
                             "the same baudrate, parity, stopbits and bytesize",
                             offset=_param_offset(text, key) if isinstance(text, str) else None)
 
-    def _url(self, text: object, path: KeyPath) -> tuple[ConnectionUrl | None, SchemeInfo | None]:
+    def _url(self, text: object, path: KeyPath, package: str | None = None
+             ) -> tuple[ConnectionUrl | None, SchemeInfo | None]:
         if not isinstance(text, str):
             return None, None  # reported by the model
         try:
@@ -323,17 +344,20 @@ class _LineLoader:
         try:
             return url, self.registry.info(url.scheme)
         except DriverNotAvailableError as exc:
-            self.issues.add(path, exc.message, offset=0)
+            message = exc.message
+            if package is not None and url.scheme not in self.registry.schemes:
+                message = (f"no installed driver family serves {url.scheme}:// URLs; this "
+                           f"device's driver comes from the package {package!r}: install it "
+                           f"with pip install '{package}'")
+            self.issues.add(path, message, offset=0)
             return url, None
 
     def _url_params(self, url: ConnectionUrl | None, info: SchemeInfo | None, text: object,
                     path: KeyPath) -> dict[str, OptionValue] | None:
-        """Typed values of the URL's query parameters, checked per scheme."""
+        """Typed values of the URL's query parameters, checked by the scheme's parsers."""
         if url is None or info is None or not isinstance(text, str):
             return None
-        table = URL_PARAMS.get(info.scheme)
-        if table is None:
-            return {}  # a third-party scheme: its driver checks its own parameters
+        table = info.scheme.params
         out: dict[str, OptionValue] = {}
         ok = True
         for key, value in url.params.items():
@@ -341,8 +365,8 @@ class _LineLoader:
             parse = table.get(key)
             if parse is None:
                 ok = False
-                expected = (f"{info.scheme} URLs take {', '.join(table)}" if table
-                            else f"{info.scheme} URLs take no parameters")
+                expected = (f"{info.name} URLs take {', '.join(table)}" if table
+                            else f"{info.name} URLs take no parameters")
                 self.issues.add(path, f"unknown URL parameter {key!r}"
                                       f"{did_you_mean(key, table)}; {expected}", offset=offset)
                 continue
@@ -351,13 +375,18 @@ class _LineLoader:
             except ValueError as exc:
                 ok = False
                 self.issues.add(path, f"URL parameter {key}={value!r}: {exc}", offset=offset)
+            except Exception as exc:  # a plug-in's parser failing: its fault, located here
+                ok = False
+                self.issues.add(path, f"URL parameter {key}={value!r}: the {info.family.name} "
+                                      f"plug-in (package {info.family.package}) failed: "
+                                      f"{type(exc).__name__}: {exc}", offset=offset)
         return out if ok else None
 
     def _device_config(self, name: str, model: DeviceModel, *, url: ConnectionUrl,
                        info: SchemeInfo, profile: Profile | None, options: dict[str, Any],
                        url_options: dict[str, OptionValue], path: KeyPath) -> DeviceConfig:
-        """Merge profile defaults, URL parameters and keys into what the driver gets."""
-        merged: dict[str, OptionValue] = {}
+        """Merge profile defaults, URL parameters and keys into the family's typed options."""
+        merged: dict[str, object] = {}
         timeout_ms = model.timeout_ms
         if profile is not None:
             for key, value in profile.defaults.items():
@@ -365,21 +394,35 @@ class _LineLoader:
                     merged[key] = value
                 elif "timeout_ms" not in model.model_fields_set:
                     timeout_ms = float(value)
-        security_model: SecurityModel | None = options.pop("security", None)
-        user_model: UserModel | None = options.pop("user", None)
-        unit = options.get("unit")
-        low, high = RTU_UNITS
-        if isinstance(unit, int) and info.scheme == "modbus+rtu" and not low <= unit <= high:
-            self.issues.add((*path, "unit"), f"unit {unit} on a serial line: expected "
-                                             f"{low}..{high} (0 is broadcast, which never answers)")
-        if "unit" in url_options and "unit" in options and url_options["unit"] != unit:
-            self.issues.add((*path, "unit"), f"unit {unit} contradicts unit={url_options['unit']} "
-                                             "in the url: give the unit once")
         merged.update(url_options)
         merged.update(options)
-        security = self._security(security_model, (*path, "security"))
+        family = info.family
+        typed: object = None
+        if family.options is not None:
+            try:
+                typed = family.options.model_validate(merged)
+            except ValidationError as exc:
+                for error in exc.errors(include_url=False):
+                    loc = ".".join(str(x) for x in error["loc"])
+                    self.issues.add(path, f"options{' ' + loc if loc else ''}: {error['msg']} "
+                                          "(with the profile's defaults and the URL's "
+                                          "parameters)")
+                typed = None
+            if typed is not None and family.check is not None:
+                try:
+                    for key, message in family.check(info.name, typed):
+                        self.issues.add((*path, key) if key in options else
+                                        (*path, "url"), message)
+                except Exception as exc:
+                    self.issues.add(path, f"the {family.name} plug-in (package "
+                                          f"{family.package}) failed checking the options: "
+                                          f"{type(exc).__name__}: {exc}")
+        security_model = getattr(typed, "security", None)
+        user_model = getattr(typed, "user", None)
+        security = self._security(security_model if isinstance(security_model, SecurityModel)
+                                  else None, (*path, "security"))
         username = password = None
-        if user_model is not None:
+        if isinstance(user_model, UserModel):
             username = user_model.name
             if user_model.password_env is not None:
                 password = self.env.get(user_model.password_env)
@@ -389,7 +432,7 @@ class _LineLoader:
                                     f"it must hold the password of user {username!r}")
         return DeviceConfig(
             name=name, url=url, scheme=info, timeout_s=timeout_ms / 1000, profile=profile,
-            options=MappingProxyType(merged), retry=model.retry.policy(),
+            options=typed, retry=model.retry.policy(),
             security=MappingProxyType(security), username=username, password=password,
             description=model.description)
 
@@ -444,21 +487,26 @@ class _LineLoader:
         if profile is not None and text in profile.points:
             point = profile.points[text]
             return point.address, point
-        points = list(profile.points) if profile is not None else []
-        if profile is not None and device.family == "profile":
+        if profile is None:
+            address = self.issues.address(device.family, text, path)
+            return (address, None) if address is not None else None
+        points = list(profile.points)
+        if device.family.named_points:
             self.issues.add(path, f"{text!r} is not a point of profile {profile.name}"
                                   f"{did_you_mean(text, points)}; its points: {_names(points)}")
             return None
-        try:
-            return parse_address(device.family, text), None
-        except AddressError as exc:
-            if profile is None:
-                self.issues.add(path, str(exc), offset=exc.column or 0)
-            else:
-                self.issues.add(path, f"{text!r} is neither a point of profile {profile.name}"
-                                      f"{did_you_mean(text, points)} nor a {device.family} "
-                                      f"address: {exc}")
+        probe = Issues(self.doc)
+        address = probe.address(device.family, text, path)
+        if address is None:
+            found = probe.items[-1] if probe.items else None
+            reason = found.message if found is not None else "not an address"
+            name = device.family.name
+            article = "an" if name[:1].lower() in "aeio" else "a"
+            self.issues.add(path, f"{text!r} is neither a point of profile {profile.name}"
+                                  f"{did_you_mean(text, points)} nor {article} {name} "
+                                  f"address: {reason}", offset=probe.last_offset)
             return None
+        return address, None
 
     def _point_tags(self, device_name: str, device: _Device, raw_tags: Mapping[Any, Any],
                     tags: dict[str, TagSpec]) -> set[str]:

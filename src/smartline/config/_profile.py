@@ -8,8 +8,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from smartline.core import ConfigError
-from smartline.tags import Access, DataType
+from smartline.core import ConfigError, DriverFamily, DriverNotAvailableError, DriverRegistry
+from smartline.tags import Access, DataType, default_registry
 
 from ._common import Issues, data_dir, make_scale, model_keys
 from ._schema import (
@@ -28,9 +28,11 @@ __all__ = ["build_profile", "find_profile", "load_profile"]
 
 
 
-def find_profile(name: str, search_paths: Sequence[Path]) -> Path:
+def find_profile(name: str, search_paths: Sequence[Path], *,
+                 registry: DriverRegistry | None = None) -> Path:
     """The file of profile ``vendor/model``: ``<path>/vendor/model.yaml`` in the first of
-    ``search_paths`` that has it, then in the built-in ``drivers`` folder.
+    ``search_paths`` that has it, then in the built-in ``drivers`` folder, then in the
+    profile folders the installed driver families ship.
 
     Raises ``ValueError`` for a malformed name and ``FileNotFoundError`` (listing every
     place it looked) when no folder has it.
@@ -40,7 +42,10 @@ def find_profile(name: str, search_paths: Sequence[Path]) -> Path:
         raise ValueError(f"profile name {name!r}: expected 'vendor/model' in lower case "
                          "(letters, digits, '.', '_', '-')")
     vendor, model = m.groups()
-    candidates = [Path(p) / vendor / f"{model}.yaml" for p in (*search_paths, data_dir("drivers"))]
+    reg = registry if registry is not None else default_registry()
+    shipped = [Path(d) for f in reg.families.values() for d in f.profile_dirs]
+    candidates = [Path(p) / vendor / f"{model}.yaml"
+                  for p in (*search_paths, data_dir("drivers"), *shipped)]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -49,16 +54,18 @@ def find_profile(name: str, search_paths: Sequence[Path]) -> Path:
                             + " (profile_paths adds folders to look in)")
 
 
-def load_profile(path: str | os.PathLike[str]) -> Profile:
+def load_profile(path: str | os.PathLike[str], *,
+                 registry: DriverRegistry | None = None) -> Profile:
     """Load and validate one device profile; raises ``ConfigError`` with every problem."""
     doc = read_document(path, what="device profile")
-    profile, issues = build_profile(doc)
+    profile, issues = build_profile(doc, registry=registry)
     if issues.items or profile is None:
         raise ConfigError(sort_issues(issues.items, doc.file))
     return profile
 
 
-def build_profile(doc: Document) -> tuple[Profile | None, Issues]:
+def build_profile(doc: Document, *, registry: DriverRegistry | None = None
+                  ) -> tuple[Profile | None, Issues]:
     """Validate a parsed profile; the profile is None when anything is wrong."""
     issues = Issues(doc)
     if not issues.version(PROFILE_FORMAT_KEY, PROFILE_VERSIONS, "device profile"):
@@ -66,9 +73,21 @@ def build_profile(doc: Document) -> tuple[Profile | None, Issues]:
     data = doc.data
     assert isinstance(data, dict)
     top = issues.validate(ProfileFileModel, data, ())
-    family = data.get("family")
-    if not isinstance(family, str) or family not in ("modbus", "s7", "opcua", "profile", "memory"):
-        return None, issues  # points cannot be checked without their grammar
+    family_name = data.get("family")
+    if not isinstance(family_name, str):
+        return None, issues  # reported by the model; points need their grammar
+    reg = registry if registry is not None else default_registry()
+    try:
+        family = reg.family(family_name)
+    except DriverNotAvailableError as exc:
+        package = data.get("package")
+        if isinstance(package, str) and family_name not in reg.families:
+            issues.add(("family",), f"driver family {family_name!r} is not installed; it comes "
+                                    f"from the package {package!r}: install it with pip "
+                                    f"install '{package}'")
+        else:
+            issues.add(("family",), exc.message)
+        return None, issues
     defaults = _defaults(issues, data.get("defaults"), family)
     raw_points = data.get("points")
     points: dict[str, ProfilePoint] = {}
@@ -82,7 +101,7 @@ def build_profile(doc: Document) -> tuple[Profile | None, Issues]:
     if top is None or defaults is None or issues.items:
         return None, issues
     return Profile(
-        name=f"{top.vendor}/{top.model}", vendor=top.vendor, model=top.model, family=family,
+        name=f"{top.vendor}/{top.model}", vendor=top.vendor, model=top.model, family=family.name,
         manual=ProfileManual(title=top.manual.title, document=top.manual.document,
                              revision=top.manual.revision, url=top.manual.url),
         source=doc.path.absolute(), description=top.description,
@@ -90,7 +109,8 @@ def build_profile(doc: Document) -> tuple[Profile | None, Issues]:
     ), issues
 
 
-def _defaults(issues: Issues, raw: object, family: str) -> dict[str, OptionValue] | None:
+def _defaults(issues: Issues, raw: object, family: DriverFamily
+              ) -> dict[str, OptionValue] | None:
     """Device options the profile sets for every device of its model (the line may override)."""
     if not isinstance(raw, dict):
         return {} if raw is None else None  # a wrong type is reported by the top-level model
@@ -112,7 +132,7 @@ def _defaults(issues: Issues, raw: object, family: str) -> dict[str, OptionValue
     return {**own_set, **options}
 
 
-def _point(issues: Issues, name: Any, raw: object, family: str,
+def _point(issues: Issues, name: Any, raw: object, family: DriverFamily,
            path: KeyPath) -> ProfilePoint | None:
     """One validated point, or None (with issues recorded)."""
     if not isinstance(name, str) or not DOTTED.fullmatch(name):
@@ -122,8 +142,9 @@ def _point(issues: Issues, name: Any, raw: object, family: str,
     model = issues.validate(PointModel, raw, path)
     address_text = raw.get("address") if isinstance(raw, dict) else None
     if address_text is None and isinstance(raw, dict):
-        if family != "profile":
-            issues.add(path, f"missing required key 'address' (a {family} address)", at_key=True)
+        if not family.named_points:
+            issues.add(path, f"missing required key 'address' (a {family.name} address)",
+                       at_key=True)
             return None
         address_text = name  # instrument profiles: the point's name is its address
     if not isinstance(address_text, str) or not address_text:

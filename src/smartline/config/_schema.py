@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
 from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_validator
@@ -20,21 +18,20 @@ from pydantic_core import PydanticCustomError
 
 from smartline.core import RetryPolicy
 
-from ._messages import describe, one_of
+from ._messages import describe
 
 __all__ = [
-    "FAMILIES",
-    "FAMILY_OPTIONS",
     "LINE_FORMAT_KEY",
     "LINE_VERSIONS",
     "MIN_PERIOD_MS",
     "PROFILE_FORMAT_KEY",
     "PROFILE_NAME",
     "PROFILE_VERSIONS",
-    "URL_PARAMS",
     "DeviceModel",
+    "DeviceOptions",
     "LineFileModel",
     "ManualModel",
+    "NoOptions",
     "PointModel",
     "ProfileDefaultsModel",
     "ProfileFileModel",
@@ -54,8 +51,6 @@ PROFILE_VERSIONS = (1,)
 
 MIN_PERIOD_MS = 0.5
 """Shortest task period: below it the scheduler's wake-up jitter is a large share of the cycle."""
-
-FAMILIES = ("modbus", "s7", "opcua", "profile", "memory")
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -191,6 +186,7 @@ class DeviceModel(_Model):
     points: PointsSelection | None = None
     description: str = ""
     retry: RetryModel = RetryModel()
+    package: NonEmpty | None = None  # the pip package whose driver family serves the url
 
 
 SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"]
@@ -223,112 +219,22 @@ class UserModel(_Model):
     password_env: EnvName | None = None
 
 
-class ModbusOptions(_Model):
-    """Options of Modbus devices (docs/reference/modbus.md): request sizes within the Modbus
-    spec, coalescing gaps, unit id, frame gap, connection sharing."""
+class DeviceOptions(_Model):
+    """Base of a driver family's typed device options (``DriverFamily.options``).
 
-    max_registers: Annotated[int, Field(ge=1, le=125)] = 125
-    max_bits: Annotated[int, Field(ge=1, le=2000)] = 2000
-    max_gap: Annotated[int, Field(ge=0, le=125)] = 16
-    max_bit_gap: Annotated[int, Field(ge=0, le=2000)] = 256
-    max_write_registers: Annotated[int, Field(ge=1, le=123)] = 123
-    max_write_bits: Annotated[int, Field(ge=1, le=1968)] = 1968
-    unit: Annotated[int, Field(ge=0, le=255)] = 1
-    inter_frame_ms: Annotated[float, Field(ge=0)] = 0.0
-    share_connection: bool = True
-    write_multiple_only: bool = False
+    Strict, frozen, unknown keys refused: the line loader validates a device's own keys,
+    its URL parameters and its profile's defaults with it once, with located errors. Give
+    every field a default; a field that is also a URL parameter (``?unit=3``) must be named
+    as in the URL.
+    """
 
 
-class S7Options(_Model):
-    """Options of S7 devices: the PDU size to negotiate and the read coalescing gap (bytes)."""
+class NoOptions(DeviceOptions):
+    """For families without options of their own."""
 
-    pdu_size: Annotated[int, Field(ge=240, le=960)] = 480
-    max_gap: Annotated[int, Field(ge=0)] = 0
-
-
-class OpcUaOptions(_Model):
-    """Options of OPC UA devices."""
-
-    security: SecurityModel | None = None
-    user: UserModel | None = None
-
-
-class NoOptions(_Model):
-    """Families without options of their own (memory, profile-driven instruments)."""
-
-
-FAMILY_OPTIONS: Mapping[str, type[_Model]] = MappingProxyType({
-    "modbus": ModbusOptions,
-    "s7": S7Options,
-    "opcua": OpcUaOptions,
-    "memory": NoOptions,
-    "profile": NoOptions,
-})
-"""Device keys beyond :class:`DeviceModel`, per address family. Extend here for new options."""
 
 RTU_UNITS = (1, 247)
 """Unit ids on a serial line: 0 is broadcast, which never answers; 248..255 are reserved."""
-
-
-# -- URL query parameters ----------------------------------------------------------------------
-
-ParamParser = Callable[[str], int | str | bool]
-"""Turns a query parameter's text into its value; raises ``ValueError`` saying what it expects."""
-
-
-def _int_in(low: int, high: int) -> ParamParser:
-    def parse(text: str) -> int:
-        if not re.fullmatch(r"[0-9]+", text) or not low <= int(text) <= high:
-            raise ValueError(f"expected an integer {low}..{high}")
-        return int(text)
-    return parse
-
-
-def _int_of(*choices: int) -> ParamParser:
-    def parse(text: str) -> int:
-        if text not in {str(c) for c in choices}:
-            raise ValueError(f"expected {one_of([str(c) for c in choices])}")
-        return int(text)
-    return parse
-
-
-def _text_of(*choices: str) -> ParamParser:
-    def parse(text: str) -> str:
-        if text not in choices:
-            raise ValueError(f"expected {one_of(choices)}")
-        return text
-    return parse
-
-
-def _flag(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes"):
-        return True
-    if text.lower() in ("0", "false", "no"):
-        return False
-    raise ValueError("expected 1 or 0 (true/false, yes/no)")
-
-
-_SERIAL: Mapping[str, ParamParser] = MappingProxyType({
-    "baudrate": _int_in(50, 4_000_000),
-    "parity": _text_of("N", "E", "O"),
-    "stopbits": _int_of(1, 2),
-    "bytesize": _int_of(7, 8),
-})
-
-_NONE: Mapping[str, ParamParser] = MappingProxyType({})
-URL_PARAMS: Mapping[str, Mapping[str, ParamParser]] = MappingProxyType({
-    "memory": MappingProxyType({"persist": _flag}),
-    "modbus+tcp": MappingProxyType({"unit": _int_in(0, 255)}),
-    "modbus+rtuovertcp": MappingProxyType({"unit": _int_in(0, 255)}),
-    "modbus+rtu": MappingProxyType({"unit": _int_in(*RTU_UNITS), **_SERIAL}),
-    "s7": MappingProxyType({"rack": _int_in(0, 7), "slot": _int_in(0, 31)}),
-    "opc.tcp": _NONE,
-    "serial": _SERIAL,
-    "grbl": _SERIAL,
-    "mtconnect+http": _NONE,
-})
-"""Query parameters each built-in scheme accepts, with their parsers (third-party schemes are
-not checked). Parsers raise ``ValueError`` with what was expected."""
 
 
 # -- tags and tasks ------------------------------------------------------------------------------
@@ -421,7 +327,8 @@ class ProfileFileModel(_Model):
     smartline_profile: int = Field(alias="smartline-profile")
     vendor: ProfilePart
     model: ProfilePart
-    family: Literal["modbus", "s7", "opcua", "profile", "memory"]
+    family: Annotated[str, _pattern(PROFILE_PART, "family name (an installed driver family)")]
+    package: NonEmpty | None = None  # the pip package that provides the family
     description: str = ""
     manual: ManualModel
     defaults: dict[str, Any] = {}

@@ -82,7 +82,7 @@ class Profile:
     name: str  # "vendor/model"
     vendor: str
     model: str
-    family: str  # address family of the points: modbus, s7, opcua, profile, memory
+    family: str  # the driver family whose grammar the points use: modbus, s7, serial …
     manual: ProfileManual
     source: Path
     description: str = ""
@@ -99,7 +99,7 @@ class DeviceConfig:
     scheme: SchemeInfo
     timeout_s: float = 1.0
     profile: Profile | None = None
-    options: Mapping[str, OptionValue] = field(default_factory=_empty)
+    options: object = None  # the family's typed options (``DriverFamily.options``)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     security: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     username: str | None = None
@@ -108,8 +108,8 @@ class DeviceConfig:
 
     @property
     def family(self) -> str:
-        """The address family of the device's driver (``modbus``, ``s7`` ...)."""
-        return self.scheme.family
+        """The name of the device's driver family (``modbus``, ``s7`` ...)."""
+        return self.scheme.family.name
 
     def spec(self) -> DeviceSpec:
         """What the driver gets."""

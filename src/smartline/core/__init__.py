@@ -5,6 +5,7 @@ This layer imports nothing else from smartline.
 
 from ._clock import Clock, MonotonicClock, VirtualClock
 from ._driver import (
+    EXACT_LIMIT,
     Address,
     DeviceDemotedError,
     DeviceHealth,
@@ -12,9 +13,13 @@ from ._driver import (
     Driver,
     DriverBase,
     Point,
+    PushSink,
     ReadPlan,
     ReadResult,
+    ResultBuilder,
     RetryPolicy,
+    Subscriber,
+    Subscription,
     WriteItem,
     WriteValue,
     reason_for,
@@ -35,13 +40,33 @@ from ._errors import (
     SmartlineError,
     WriteRefusedError,
 )
+from ._family import AddressGrammar, DriverFamily, OptionsModel, Scheme
+from ._links import LinkPool, SharedLink
+from ._params import (
+    SERIAL_PARAMS,
+    ParamParser,
+    param_flag,
+    param_int,
+    param_int_of,
+    param_text_of,
+)
 from ._quality import Quality, Reason
-from ._registry import BUILTIN_SCHEMES, DriverRegistry, SchemeInfo
+from ._registry import (
+    BUILTIN_FAMILIES,
+    ENTRY_POINT_GROUP,
+    DriverRegistry,
+    PluginProblem,
+    SchemeInfo,
+)
 from ._url import ConnectionUrl, parse_url
 
 __all__ = [
-    "BUILTIN_SCHEMES",
+    "BUILTIN_FAMILIES",
+    "ENTRY_POINT_GROUP",
+    "EXACT_LIMIT",
+    "SERIAL_PARAMS",
     "Address",
+    "AddressGrammar",
     "Clock",
     "ClosedError",
     "CommunicationError",
@@ -57,24 +82,39 @@ __all__ = [
     "DeviceTimeoutError",
     "Driver",
     "DriverBase",
+    "DriverFamily",
     "DriverNotAvailableError",
     "DriverRegistry",
     "LinkBrokenError",
+    "LinkPool",
     "MonotonicClock",
+    "OptionsModel",
+    "ParamParser",
+    "PluginProblem",
     "Point",
     "ProtocolError",
+    "PushSink",
     "Quality",
     "ReadPlan",
     "ReadResult",
     "Reason",
     "RecipeError",
+    "ResultBuilder",
     "RetryPolicy",
+    "Scheme",
     "SchemeInfo",
+    "SharedLink",
     "SmartlineError",
+    "Subscriber",
+    "Subscription",
     "VirtualClock",
     "WriteItem",
     "WriteRefusedError",
     "WriteValue",
+    "param_flag",
+    "param_int",
+    "param_int_of",
+    "param_text_of",
     "parse_url",
     "reason_for",
 ]

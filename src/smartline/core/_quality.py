@@ -36,6 +36,7 @@ class Reason(IntEnum):
     OUT_OF_RANGE = 10  # value outside the scaled range
     CLOSED = 11  # the driver was closed
     SIMULATED = 12  # value forced or substituted (HIL, manual override)
+    SUBSCRIPTION_LOST = 13  # pushed values stopped (link lost); re-subscribing, last value kept
 
     @property
     def label(self) -> str:

@@ -214,6 +214,7 @@ class Task:
         self._refused: set[str] = set()  # outputs refused at least once (alarmed)
         self._source = f"task {spec.name}"
         self._reads: list[_DeviceRead] = []
+        self.pushed_tags = 0  # tags of this task its devices push (never read by it)
         self._started: list[_DeviceRead] = []
         self._prefetched = False
         self._batch: _WriteBatch | None = None
@@ -298,9 +299,13 @@ class Task:
             by_device: dict[str, list[str]] = {}
             for n in read:
                 by_device.setdefault(image.tags[n].device, []).append(n)
-            self._reads = [
-                _DeviceRead(d, io.group(names), 2 * io.config.devices[d].timeout_s + 1.0)
-                for d, names in by_device.items()]
+            self._reads = []
+            for d, names in by_device.items():
+                group = io.group(names, push=True)  # pushed tags are never read
+                if group.plans:
+                    self._reads.append(
+                        _DeviceRead(d, group, 2 * io.config.devices[d].timeout_s + 1.0))
+                self.pushed_tags += sum(len(t) for t in group.pushed.values())
         self.recorder.warm_up()
         self._bind_hot_path(image)
         if prog is not None:
@@ -656,7 +661,7 @@ class Task:
             watchdog_sensitivity=wd.sensitivity if wd else None,
             watchdog_tripped=wd.tripped if wd else False, fault=self.fault,
             realtime=self.realtime.as_dict(), read_requests_planned=self.read_requests,
-            hdr={s: rec.encoded(s) for s in rec.names} if hdr else {})
+            pushed_tags=self.pushed_tags, hdr={s: rec.encoded(s) for s in rec.names} if hdr else {})
 
 
 def _batch_result(batch: _WriteBatch) -> Mapping[str, str]:
@@ -891,9 +896,11 @@ class Engine:
         return self.stats()
 
     async def _prime(self) -> None:
-        """Connect and read every task's tags once so the first cycle sees values."""
+        """Connect, subscribe the pushed tags, and read every task's polled tags once so
+        the first cycle sees values."""
         assert self.io is not None
         await self.io.connect()
+        await self.io.start_push()
         reads = [r for t in self.tasks.values() for r in t._reads]
         if reads:
             await asyncio.gather(*(self.io.read(r.group, r.timeout_s) for r in reads))

@@ -18,38 +18,38 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..config import LineConfig
 from ..core import (
     Clock,
     Driver,
+    DriverBase,
     DriverRegistry,
+    LinkPool,
     MonotonicClock,
+    Point,
     Quality,
     ReadPlan,
     ReadResult,
     Reason,
     SmartlineError,
+    Subscription,
     WriteItem,
     WriteRefusedError,
     WriteValue,
     reason_for,
 )
+from ..tags import default_registry
 from ._image import ProcessImage
 
 __all__ = ["AuditSink", "DeviceReadStats", "JsonlAudit", "LineIO", "ReadGroup", "audit_json"]
 
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("smartline.audit")
-
-
-class SharedLinks(Protocol):
-    """Connections several drivers of a line share; closed with the line."""
-
-    async def aclose(self) -> None: ...
 
 
 class AuditSink(Protocol):
@@ -172,10 +172,16 @@ class DeviceReadStats:
 
 @dataclass(frozen=True, slots=True)
 class ReadGroup:
-    """The read plans of one set of tags, one per device, built once and reused every cycle."""
+    """The read plans of one set of tags, one per device, built once and reused every cycle.
 
-    plans: Mapping[str, ReadPlan]
+    Tags whose devices push them are not in any plan: they are in ``pushed`` (device →
+    tags) and reach the image through the line's subscriptions, with no reads. Plans are
+    compiled again by their drivers after a device renegotiates.
+    """
+
+    plans: Mapping[str, ReadPlan[Any]]
     slots: np.ndarray = field(repr=False)
+    pushed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def request_count(self) -> int:
@@ -191,43 +197,60 @@ class LineIO:
         self.config = config
         self.image = image
         self.clock: Clock = clock if clock is not None else MonotonicClock()
-        self.registry = registry if registry is not None else DriverRegistry()
+        self.registry = registry if registry is not None else default_registry()
         self.audit = audit
         self.user = user or _current_user()
         self.drivers: dict[str, Driver] = {}
         self._audit_lock = threading.Lock()
         self._last_outcome: dict[str, str] = {}  # tag -> outcome last audited
-        # links shared between devices (one RS-485 port, one TCP gateway), one pool per
-        # driver family per line: a driver class that shares links names a `pool_factory`
-        self._pools: dict[object, SharedLinks] = {}
+        #: links shared between devices (one RS-485 port, one TCP gateway, one memory bus)
+        self.links = LinkPool()
+        #: tags each device keeps up to date by push (subscribed by :meth:`start_push`)
+        self._push_tags: dict[str, dict[str, None]] = {}
+        self._subscriptions: dict[str, Subscription] = {}
 
     def driver(self, device: str) -> Driver:
-        """The driver of ``device``, created on first use (imports its protocol library then)."""
+        """The driver of ``device``, created on first use (imports its protocol library then).
+
+        Every driver is made the same way: ``cls(spec, clock=..., links=...)``.
+        """
         drv = self.drivers.get(device)
         if drv is None:
             cfg = self.config.devices[device]
-            cls = self.registry.load(cfg.scheme.scheme)
-            factory = getattr(cls, "pool_factory", None)
-            if factory is None:
-                drv = cls(cfg.spec(), clock=self.clock)
-            else:
-                pool = self._pools.get(factory)
-                if pool is None:
-                    pool = self._pools[factory] = factory()
-                drv = cls(cfg.spec(), clock=self.clock, pool=pool)
+            cls = self.registry.load(cfg.scheme.name)
+            if not issubclass(cls, DriverBase):
+                raise SmartlineError(f"{cfg.scheme.scheme.driver} is not a smartline driver "
+                                     "(a subclass of smartline.core.DriverBase)",
+                                     device=device)
+            drv = cls(cfg.spec(), clock=self.clock, links=self.links)
             self.drivers[device] = drv
         return drv
 
-    def group(self, tags: Iterable[str]) -> ReadGroup:
-        """Plan reads of ``tags``: one plan per device."""
+    def group(self, tags: Iterable[str], *, push: bool = False) -> ReadGroup:
+        """Plan reads of ``tags``: one plan per device.
+
+        With ``push``, tags whose device pushes them are left out of the plans and noted
+        for :meth:`start_push` (a cyclic task); without, everything is read (a one-off read).
+        """
         by_device: dict[str, list[str]] = {}
         for name in tags:
             by_device.setdefault(self.image.tags[name].device, []).append(name)
-        plans = {dev: self.driver(dev).plan(self.image.points(names))
-                 for dev, names in by_device.items()}
+        plans: dict[str, ReadPlan[Any]] = {}
+        pushed: dict[str, tuple[str, ...]] = {}
+        for dev, names in by_device.items():
+            drv = self.driver(dev)
+            points = self.image.points(names)
+            if push and isinstance(drv, DriverBase):
+                mine = [p for p in points if drv.pushes(p)]
+                if mine:
+                    pushed[dev] = tuple(p.tag for p in mine)
+                    self._push_tags.setdefault(dev, {}).update(dict.fromkeys(pushed[dev]))
+                    points = [p for p in points if p.tag not in self._push_tags[dev]]
+            if points:
+                plans[dev] = drv.plan(points)
         slots = (np.concatenate([p.slots for p in plans.values()]) if plans
                  else np.zeros(0, np.intp))
-        return ReadGroup(plans=plans, slots=slots)
+        return ReadGroup(plans=plans, slots=slots, pushed=pushed)
 
     async def connect(self) -> dict[str, str]:
         """Connect every device concurrently; returns device → error for those that failed."""
@@ -242,6 +265,24 @@ class LineIO:
             elif isinstance(r, BaseException):
                 raise r
         return failed
+
+    async def start_push(self) -> int:
+        """Subscribe every device to the tags noted by ``group(..., push=True)``; values
+        land in the image as they arrive. A device that is down is subscribed when it
+        answers (its tags are STALE meanwhile). Returns the number of subscriptions."""
+        for dev, names in self._push_tags.items():
+            if dev in self._subscriptions:
+                continue
+            drv = self.driver(dev)
+            assert isinstance(drv, DriverBase)
+            points: list[Point] = self.image.points(list(names))
+            self._subscriptions[dev] = await drv.subscribe(points, _ImageSink(self.image))
+        return len(self._subscriptions)
+
+    @property
+    def pushed_tags(self) -> dict[str, tuple[str, ...]]:
+        """Device → tags kept up to date by push."""
+        return {d: tuple(t) for d, t in self._push_tags.items()}
 
     async def read(self, group: ReadGroup, deadline_s: float | None = None
                    ) -> list[DeviceReadStats]:
@@ -268,7 +309,7 @@ class LineIO:
                 stats.append(t.result())
         return stats
 
-    async def _read_one(self, device: str, plan: ReadPlan) -> DeviceReadStats:
+    async def _read_one(self, device: str, plan: ReadPlan[Any]) -> DeviceReadStats:
         drv = self.drivers[device]
         st = DeviceReadStats(device)
         t0 = time.perf_counter_ns()
@@ -386,16 +427,28 @@ class LineIO:
             await asyncio.to_thread(flush)
 
     async def close(self) -> None:
-        """Close every driver (each close is idempotent and never raises)."""
+        """Close every driver (each close is idempotent and never raises), then the links."""
+        self._subscriptions.clear()
         await asyncio.gather(*(d.close() for d in self.drivers.values()),
                              return_exceptions=True)
-        await asyncio.gather(*(p.aclose() for p in self._pools.values()),
-                             return_exceptions=True)
-        self._pools.clear()
+        await self.links.aclose()
 
     def health(self) -> dict[str, dict[str, object]]:
         """Per-device health and driver counters for statistics."""
         return {name: d.stats() for name, d in self.drivers.items()}
+
+
+class _ImageSink:
+    """Pushed values into the process image (on the event loop, under the image lock)."""
+
+    def __init__(self, image: ProcessImage) -> None:
+        self.image = image
+
+    def push(self, result: ReadResult) -> None:
+        self.image.ingest(result)
+
+    def lost(self, slots: NDArray[np.intp], reason: Reason) -> None:
+        self.image.mark(slots, Quality.STALE, reason)
 
 
 def _current_user() -> str:

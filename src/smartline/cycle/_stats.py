@@ -258,6 +258,7 @@ class TaskStats:
     fault: str | None = None
     realtime: Mapping[str, object] = field(default_factory=dict)
     read_requests_planned: int = 0  # wire requests one read of the task's group sends
+    pushed_tags: int = 0  # tags the task takes from pushes, not reads
     hdr: Mapping[str, str] = field(default_factory=dict)  # series -> encoded HdrHistogram
 
     def __getitem__(self, series: str) -> SeriesStats:
@@ -279,7 +280,8 @@ class TaskStats:
             "max_overruns_in_row": self.max_overruns_in_row,
             "watchdog": wd,
             "realtime": dict(self.realtime),
-            "io": {**self.io.as_dict(), "read_requests_planned": self.read_requests_planned},
+            "io": {**self.io.as_dict(), "read_requests_planned": self.read_requests_planned,
+                   "pushed_tags": self.pushed_tags},
             "timing": {k: v.as_dict() for k, v in self.timing.items()},
         }
         if self.hdr:

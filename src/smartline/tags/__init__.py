@@ -1,12 +1,15 @@
 """Tag addresses, data types, byte/word order, scaling and tag specs (DESIGN §5).
 
-One grammar per protocol family — ``modbus``, ``s7``, ``opcua``, ``memory``, ``profile`` —
-behind :func:`parse_address`; every address has one canonical spelling, and
-``parse_address(f, a.canonical()) == a``. The vectorised codecs live in
-:mod:`smartline.tags.codec`. This package imports only :mod:`smartline.core` and numpy.
+The grammars of smartline's own families (``modbus``, ``s7``, ``opcua``, ``memory``, and
+profile names for ``serial`` and ``cnc``), the address protocol every family's addresses
+follow (:class:`TagAddress`), and :func:`parse_address` for any installed family. Every
+address has one canonical spelling, and ``parse_address(f, a.canonical()) == a``. The
+vectorised codecs live in :mod:`smartline.tags.codec`. This package imports only
+:mod:`smartline.core` and numpy.
 """
 
-from ._address import FAMILIES, TagAddress, parse_address
+from ._address import default_registry, parse_address
+from ._base import TagAddress, TypedAddress, UntypedAddress
 from ._memory import MemoryAddress, parse_memory
 from ._modbus import MODBUS_TYPES, ModbusAddress, parse_modbus
 from ._opcua import OpcUaAddress, parse_opcua
@@ -17,7 +20,6 @@ from ._spec import Access, TagSpec, text_capacity
 from ._types import AddressError, ByteOrder, DataType, coerce_raw
 
 __all__ = [
-    "FAMILIES",
     "MODBUS_TYPES",
     "S7_TYPES",
     "Access",
@@ -32,7 +34,10 @@ __all__ = [
     "Scale",
     "TagAddress",
     "TagSpec",
+    "TypedAddress",
+    "UntypedAddress",
     "coerce_raw",
+    "default_registry",
     "parse_address",
     "parse_memory",
     "parse_modbus",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import ClassVar, Literal, cast
 
 from ._base import TypedAddress
 from ._lex import TYPE_TOKEN, TypeSpec, parse_type_token, split_tokens, strip_text
@@ -37,6 +37,8 @@ class ModbusAddress(TypedAddress):
     Built by :func:`parse_modbus` or directly (checked either way). ``order`` ``dcba`` on a
     16-bit type is stored as ``badc``: on one register both mean "swap the two bytes".
     """
+
+    text_encoding: ClassVar[str] = MODBUS_TEXT_ENCODING
 
     area: Area
     offset: int

@@ -20,6 +20,7 @@ class ProfileAddress(UntypedAddress):
     """A name the device profile defines (``weight``, ``Sspeed``, ``axis.x.pos``); case matters."""
 
     name: str
+    family: str = "profile"  # the family whose profiles define the name (serial, cnc …)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -31,10 +32,6 @@ class ProfileAddress(UntypedAddress):
             raise FieldError(f"profile name is {len(self.name)} characters long: expected "
                              f"at most {PROFILE_NAME_MAX}", "name", self.name[:20] + "...")
 
-    @property
-    def family(self) -> str:
-        return "profile"
-
     def canonical(self) -> str:
         return self.name
 
@@ -42,10 +39,10 @@ class ProfileAddress(UntypedAddress):
         return self.name
 
 
-def parse_profile(text: str) -> ProfileAddress:
-    """Parse a profile name (surrounding whitespace ignored)."""
+def parse_profile(text: str, family: str = "profile") -> ProfileAddress:
+    """Parse a profile name (surrounding whitespace ignored) for ``family``'s devices."""
     s, lead = strip_text(text)
     try:
-        return ProfileAddress(s)
+        return ProfileAddress(s, family)
     except FieldError as exc:
         raise AddressError(f"{exc.reason} in {text!r}", column=lead) from None

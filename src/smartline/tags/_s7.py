@@ -137,6 +137,15 @@ class S7Address:
         """DB, M and Q can be written; the process input image I is the PLC's, not ours."""
         return self.area != "I"
 
+    @property
+    def text_rule(self) -> tuple[int, str] | None:
+        """STRING[n]: n bytes; CHAR[n]: n characters; latin-1 either way."""
+        if self.s7type == "STRING":
+            return self.strlen or 0, S7_TEXT_ENCODING
+        if self.s7type == "CHAR":
+            return self.count or 1, S7_TEXT_ENCODING
+        return None
+
     def _loose(self) -> str:
         db = f"DB{self.db}." if self.db is not None else ""
         bit = f".{self.bit}" if self.bit is not None else ""

@@ -10,10 +10,7 @@ from enum import StrEnum
 import numpy as np
 
 from ..core import WriteRefusedError, WriteValue
-from ._address import TagAddress
-from ._memory import MemoryAddress
-from ._modbus import MODBUS_TEXT_ENCODING, ModbusAddress
-from ._s7 import S7_TEXT_ENCODING, S7Address
+from ._base import TagAddress
 from ._scale import Scale
 from ._types import DataType, coerce_raw, encode_text
 
@@ -32,16 +29,7 @@ class Access(StrEnum):
 
 def text_capacity(address: TagAddress) -> tuple[int, str] | None:
     """Bytes a text address holds and the encoding it uses; None if it is not (known) text."""
-    if isinstance(address, ModbusAddress) and address.is_text:
-        return address.strlen or 0, MODBUS_TEXT_ENCODING
-    if isinstance(address, S7Address):
-        if address.s7type == "STRING":
-            return address.strlen or 0, S7_TEXT_ENCODING
-        if address.s7type == "CHAR":
-            return address.count or 1, S7_TEXT_ENCODING
-    if isinstance(address, MemoryAddress) and address.is_text:
-        return address.strlen or 0, "utf-8"
-    return None
+    return address.text_rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +54,7 @@ class TagSpec:
     @property
     def dtype(self) -> DataType | None:
         """Storage type the address fixes; None where the device decides (OPC UA, profiles)."""
-        if isinstance(self.address, ModbusAddress | S7Address | MemoryAddress):
-            return self.address.dtype
-        return None
+        return self.address.dtype
 
     @property
     def elements(self) -> int:
@@ -200,11 +186,11 @@ class TagSpec:
             problems.append("tag name is empty")
         if not self.device:
             problems.append("device name is empty")
-        if self.writable and isinstance(addr, ModbusAddress | S7Address) and not addr.writable_area:
-            area = f"{addr.area} (input registers)" if addr.area == "ir" else (
-                f"{addr.area} (discrete inputs)" if addr.area == "di" else
-                f"{addr.area} (process inputs)")
-            problems.append(f"access {self.access.value} on {addr.canonical()}: {area} cannot "
+        if self.writable and not addr.writable_area:
+            area = getattr(addr, "area", None)
+            what = {"ir": "ir (input registers)", "di": "di (discrete inputs)",
+                    "I": "I (process inputs)"}.get(str(area), "its area")
+            problems.append(f"access {self.access.value} on {addr.canonical()}: {what} cannot "
                             "be written; use access r")
         kind = "text" if self.is_text else ("bool" if dtype is DataType.BOOL else None)
         if kind is not None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from smartline.core import DeviceSpec, Point, RetryPolicy, parse_url
+from smartline.core import DeviceSpec, LinkPool, Point, RetryPolicy, parse_url
 from smartline.drivers.modbus import (
-    ModbusConnectionPool,
     ModbusDriver,
     ModbusRtuDriver,
     ModbusRtuOverTcpDriver,
@@ -34,8 +33,8 @@ def points(*texts: str, names: Sequence[str] | None = None) -> list[Point]:
 
 
 def make_driver(sim: ModbusServerSim, unit: int | None = None, *, timeout_s: float = 0.5,
-                retry: RetryPolicy = FAST_RETRY, pool: ModbusConnectionPool | None = None,
+                retry: RetryPolicy = FAST_RETRY, links: LinkPool | None = None,
                 name: str = "dev", **options: int | float | str | bool) -> ModbusDriver:
     spec = DeviceSpec(name, parse_url(sim.url(unit)), timeout_s=timeout_s, retry=retry,
                       options=options)
-    return DRIVERS[sim.transport](spec, pool=pool, rng=random.Random(1))
+    return DRIVERS[sim.transport](spec, links=links, rng=random.Random(1))

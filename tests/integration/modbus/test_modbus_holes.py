@@ -34,7 +34,7 @@ async def test_split_around_a_hole_in_a_gap(sim_factory, caplog) -> None:
         assert (second.quality == Quality.GOOD).all()
         assert second.requests == plan.request_count < first.requests
         assert not caplog.records
-        for req in plan.requests:  # no request touches a hole any more
+        for req in plan.compiled.requests:  # no request touches a hole any more
             for s, e in d.holes.ranges("hr"):
                 assert req.end <= s or e <= req.start
 

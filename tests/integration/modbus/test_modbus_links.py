@@ -14,11 +14,12 @@ from smartline.core import (
     ConfigError,
     DeviceDemotedError,
     DeviceTimeoutError,
+    LinkPool,
     ProtocolError,
     Quality,
     WriteItem,
 )
-from smartline.drivers.modbus import ModbusConnectionPool, silence_s
+from smartline.drivers.modbus import ModbusLink, silence_s
 from smartline.drivers.modbus._link import SerialParams
 from smartline.hil.modbus import ModbusDeviceSim
 
@@ -38,8 +39,8 @@ def test_silence_per_modbus_serial_line_spec() -> None:
 
 async def test_units_on_one_rs485_line_share_the_port_and_keep_silence(sim_factory) -> None:
     sim = await sim_factory([unit(1), unit(2), unit(3)], "rtu", baudrate=1200, record=True)
-    pool = ModbusConnectionPool()
-    drivers = [make_driver(sim, u, pool=pool, name=f"u{u}") for u in (1, 2, 3)]
+    pool = LinkPool()
+    drivers = [make_driver(sim, u, links=pool, name=f"u{u}") for u in (1, 2, 3)]
     plans = [d.plan(PTS) for d in drivers]
     link = drivers[0].link
     assert all(d.link is link for d in drivers)
@@ -66,8 +67,8 @@ async def test_units_on_one_rs485_line_share_the_port_and_keep_silence(sim_facto
 async def test_dead_unit_on_the_line_costs_at_most_its_timeout_then_nothing(sim_factory) -> None:
     devs = [unit(1), unit(2), unit(3)]
     sim = await sim_factory(devs, "rtu")
-    pool = ModbusConnectionPool()
-    drivers = [make_driver(sim, u, pool=pool, timeout_s=0.15, retry=FAST_RETRY, name=f"u{u}")
+    pool = LinkPool()
+    drivers = [make_driver(sim, u, links=pool, timeout_s=0.15, retry=FAST_RETRY, name=f"u{u}")
                for u in (1, 2, 3)]
     plans = [d.plan(PTS) for d in drivers]
     devs[1].faults.no_answer = True
@@ -90,13 +91,15 @@ async def test_dead_unit_on_the_line_costs_at_most_its_timeout_then_nothing(sim_
 
 async def test_units_behind_one_tcp_gateway_share_one_connection(sim_factory) -> None:
     sim = await sim_factory([unit(1), unit(2), unit(5)], "tcp")
-    pool = ModbusConnectionPool()
-    drivers = [make_driver(sim, u, pool=pool, name=f"u{u}") for u in (1, 2, 5)]
+    pool = LinkPool()
+    drivers = [make_driver(sim, u, links=pool, name=f"u{u}") for u in (1, 2, 5)]
     results = await asyncio.gather(*(d.read(d.plan(PTS)) for d in drivers))
     assert [r.raw[0] for r in results] == [1, 2, 5]
     assert len(sim._server.active_connections) == 1  # type: ignore[union-attr]
-    assert len(pool.links) == 1 and pool.stats()
-    own = make_driver(sim, 1, pool=pool, share_connection=False, name="own")
+    assert len(pool.links()) == 1 and pool.stats()
+    assert isinstance(drivers[0].link, ModbusLink)
+    assert pool.stats()[str(drivers[0].link.key)]["users"] == 3
+    own = make_driver(sim, 1, links=pool, share_connection=False, name="own")
     await own.read(own.plan(PTS))
     assert len(sim._server.active_connections) == 2  # type: ignore[union-attr]
     for d in [*drivers, own]:
@@ -106,12 +109,12 @@ async def test_units_behind_one_tcp_gateway_share_one_connection(sim_factory) ->
 
 async def test_a_line_with_mixed_serial_settings_is_refused(sim_factory) -> None:
     sim = await sim_factory(unit(1), "rtu")
-    pool = ModbusConnectionPool()
-    make_driver(sim, 1, pool=pool)
+    pool = LinkPool()
+    make_driver(sim, 1, links=pool)
     url_sim = sim.serial
     url_sim["baudrate"] = 9600
     with pytest.raises(ConfigError, match="same settings") as info:
-        make_driver(sim, 1, pool=pool, name="other")
+        make_driver(sim, 1, links=pool, name="other")
     assert info.value.issues[0].path == "devices.other.url"  # a located error, no traceback
 
 
@@ -120,8 +123,8 @@ async def test_a_unit_sending_garbage_does_not_fail_the_others_on_its_gateway(
         sim_factory, garbled: str) -> None:
     devs = [unit(1), unit(2)]
     sim = await sim_factory(devs, "tcp")
-    pool = ModbusConnectionPool()
-    d1, d2 = (make_driver(sim, u, pool=pool, timeout_s=0.3, name=f"u{u}") for u in (1, 2))
+    pool = LinkPool()
+    d1, d2 = (make_driver(sim, u, links=pool, timeout_s=0.3, name=f"u{u}") for u in (1, 2))
     p1, p2 = d1.plan(PTS), d2.plan(PTS)
     for d, p in ((d1, p1), (d2, p2)):
         assert (await d.read(p)).quality.tolist() == [Quality.GOOD] * 3
@@ -144,14 +147,14 @@ async def test_a_unit_sending_garbage_does_not_fail_the_others_on_its_gateway(
 
 async def test_drivers_reopen_their_link_after_the_pool_is_closed(sim_factory) -> None:
     sim = await sim_factory([unit(1), unit(2)], "tcp")
-    pool = ModbusConnectionPool()
-    drivers = [make_driver(sim, u, pool=pool, name=f"u{u}") for u in (1, 2)]
+    pool = LinkPool()
+    drivers = [make_driver(sim, u, links=pool, name=f"u{u}") for u in (1, 2)]
     plans = [d.plan(PTS) for d in drivers]
     for d, p in zip(drivers, plans, strict=True):
         await d.read(p)
     await pool.aclose()
     await drivers[0].write([WriteItem(PTS[0], 7)])  # a write re-opens it as well
-    await pool.aclose()
+    await drivers[0].link.aclose()  # closed under the drivers again (the pool let it go)
     for d, p in zip(drivers, plans, strict=True):
         assert (await d.read(p)).quality.tolist() == [Quality.GOOD] * 3
         assert d.health.failures == 0

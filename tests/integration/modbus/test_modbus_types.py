@@ -143,3 +143,49 @@ async def test_nan_float_and_non_ascii_text_are_decode_errors(sim_factory) -> No
     assert r.quality.tolist() == [Quality.BAD, Quality.BAD, Quality.GOOD]
     assert r.reason.tolist()[:2] == [9, 9]  # DECODE_ERROR
     assert np.isnan(r.raw[:2]).all() and r.raw[2] == 42
+
+
+EXACT = [("u64_max", "hr:0:uint64", 2**64 - 1), ("i64_min1", "hr:4:int64", -(2**63) + 1),
+         ("i64_odd", "hr:8:int64:cdab", 2**53 + 1), ("u64_odd", "hr:12:uint64:dcba", 2**53 + 1),
+         ("i64_neg_odd", "hr:16:int64:badc", -(2**53) - 1),
+         ("u64_arr", "hr:20:uint64[2]", (2**63 + 5, 2**60 + 1))]
+
+
+async def test_64_bit_integers_are_exact_both_ways(sim_factory, transport: str) -> None:
+    """Values float64 cannot hold travel in ``ReadResult.exact``, digit for digit."""
+    dev = ModbusDeviceSim(1, {name: text for name, text, _ in EXACT} | {"small": "hr:30:int64"})
+    sim = await sim_factory(dev, transport)
+    pts = points(*(text for _, text, _ in EXACT), "hr:30:int64",
+                 names=[*(name for name, _, _ in EXACT), "small"])
+    by_tag = {p.tag: p for p in pts}
+    async with make_driver(sim) as d:
+        plan = d.plan(pts)
+        zero = await d.read(plan)
+        assert (zero.quality == Quality.GOOD).all() and dict(zero.exact) == {}
+        await d.write([WriteItem(by_tag[name], value) for name, _, value in EXACT]
+                      + [WriteItem(by_tag["small"], -(2**53) + 1)])
+        for name, _, value in EXACT:  # pymodbus's converters decode what the driver encoded
+            got = dev.get_raw(name)
+            assert (tuple(got) if isinstance(value, tuple) else got) == value, name
+        assert dev.get_raw("small") == -(2**53) + 1
+        result = await d.read(plan)
+        assert (result.quality == Quality.GOOD).all()
+        want: dict[int, int] = {}
+        for name, _, value in EXACT:
+            p = by_tag[name]
+            for k, v in enumerate(value if isinstance(value, tuple) else (value,)):
+                want[p.slot + k] = v
+        assert dict(result.exact) == want  # only the values beyond 2**53, exactly
+        assert all(type(v) is int for v in result.exact.values())
+        small = result.slots.tolist().index(by_tag["small"].slot)
+        assert result.raw[small] == -(2**53) + 1  # float64 holds it: not in exact
+        i = result.slots.tolist().index(by_tag["u64_max"].slot)
+        assert result.raw[i] == float(2**64 - 1)  # raw keeps the rounded value
+        # the device side set by pymodbus's converters, read by smartline's codec
+        dev.set_raw("i64_odd", 2**62 + 3)
+        again = await d.read(plan)
+        assert again.exact[by_tag["i64_odd"].slot] == 2**62 + 3
+        dev.faults.exception = 4  # the requests fail: no value, exact or not, survives them
+        dev.faults.remaining = plan.request_count
+        failed = await d.read(plan)
+        assert (failed.quality == Quality.BAD).all() and dict(failed.exact) == {}

@@ -60,3 +60,14 @@ async def test_refusals_send_nothing(sim_factory) -> None:
         with pytest.raises(WriteRefusedError, match="bool"):
             await d.write([WriteItem(points("hr:20.1")[0], 2)])
     assert dev.writes == []
+
+
+async def test_a_value_longer_than_one_write_request_is_refused(sim_factory) -> None:
+    dev = ModbusDeviceSim(1, {"arr": "hr:40:int16[4]"})
+    sim = await sim_factory(dev)
+    async with make_driver(sim, max_write_registers=3) as d:
+        with pytest.raises(WriteRefusedError, match="longer than one write request") as info:
+            await d.write([WriteItem(points("hr:40:float64")[0], 1.5)])
+        assert info.value.device == "dev" and d.health.failures == 0
+        await d.write([WriteItem(points("hr:40:int16[4]")[0], (1, 2, 3, 4))])  # cut at 3
+    assert [(w.address, len(w.values)) for w in dev.writes] == [(40, 3), (43, 1)]

@@ -96,6 +96,32 @@ def test_write_then_read_round_trip_with_json(line, env, tmp_path):
         ("speed_sp", "ok"), ("run", "ok"), ("count", "ok")}
 
 
+def test_read_json_gives_exact_integers_text_and_both_timestamps(tmp_path, env):
+    line = tmp_path / "exact.yaml"
+    line.write_text(textwrap.dedent("""\
+        smartline: 1
+        line: exact
+        devices:
+          plc: {url: "memory://exact-plc?persist=1"}
+        tags:
+          big:  {device: plc, address: "big:uint64", access: rw}
+          neg:  {device: plc, address: "neg:int64", access: rw}
+          name: {device: plc, address: "name:string<16>", access: rw}
+        """))
+    r = sl("write", line, f"big={2**64 - 1}", f"neg={-(2**63) + 1}", "name=batch-7/A",
+           env=env)
+    assert r.returncode == 0, r.stderr
+    r = sl("read", line, "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["big"]["value"] == 2**64 - 1  # not 1.8446744073709552e+19
+    assert data["neg"]["value"] == -(2**63) + 1
+    assert data["name"]["value"] == "batch-7/A"
+    for tag in data.values():
+        assert tag["timestamp"].endswith("Z") and tag["received"].endswith("Z")
+        assert tag["timestamp"] <= tag["received"]  # sampled no later than it arrived
+
+
 @pytest.mark.parametrize(
     ("assignment", "reason"),
     [

@@ -9,8 +9,6 @@ from pydantic import BaseModel
 
 from smartline.config._common import model_keys
 from smartline.config._schema import (
-    FAMILY_OPTIONS,
-    URL_PARAMS,
     DeviceModel,
     LineFileModel,
     ManualModel,
@@ -25,15 +23,19 @@ from smartline.config._schema import (
     UserModel,
     WatchdogModel,
 )
+from smartline.tags import default_registry
+
+# smartline's own families (a vendor's family documents its own keys)
+FAMILIES = [f for f in default_registry().families.values() if f.package == "smartline"]
 
 REFERENCE = Path(__file__).parents[3] / "docs" / "reference" / "line-file.md"
 MODELS: tuple[type[BaseModel], ...] = (
     LineFileModel, DeviceModel, RetryModel, SecurityModel, UserModel, ScaleModel, TagModel,
     WatchdogModel, TaskModel, ProfileFileModel, ProfileDefaultsModel, ManualModel, PointModel,
-    *FAMILY_OPTIONS.values())
+    *(f.options for f in FAMILIES if f.options is not None))
 KEYS = sorted({k for m in MODELS for k in model_keys(m)}
-              | {p for params in URL_PARAMS.values() for p in params})
-SCHEMES = sorted(URL_PARAMS)
+              | {p for f in FAMILIES for s in f.schemes for p in s.params})
+SCHEMES = sorted(s.name for f in FAMILIES for s in f.schemes)
 
 
 @pytest.mark.parametrize("key", KEYS)

@@ -16,7 +16,6 @@ from pydantic import BaseModel
 from smartline.config import check_file, load_line, load_profile
 from smartline.config._common import model_keys
 from smartline.config._schema import (
-    FAMILY_OPTIONS,
     DeviceModel,
     LineFileModel,
     PointModel,
@@ -26,6 +25,7 @@ from smartline.config._schema import (
     TaskModel,
 )
 from smartline.core import ConfigError, DriverRegistry
+from smartline.tags import default_registry
 
 GOOD = Path(__file__).parents[2] / "data" / "good"
 FUZZ = settings(max_examples=60, deadline=None, database=None,
@@ -33,7 +33,8 @@ FUZZ = settings(max_examples=60, deadline=None, database=None,
 
 MODELS: tuple[type[BaseModel], ...] = (LineFileModel, DeviceModel, TagModel, TaskModel,
                                        ScaleModel, ProfileFileModel, PointModel,
-                                       *FAMILY_OPTIONS.values())
+                                       *(f.options for f in default_registry().families.values()
+                                         if f.options is not None))
 KEYS = sorted({k for m in MODELS for k in model_keys(m)} | {"<<"})
 YAMLISH = st.text(alphabet=st.sampled_from(list(
     "abcdefsmrtline:-[]{}'\",.&*!|>#%@?~\n\t 0123456789_/=;\\\x00\x07é€")), max_size=300)

@@ -17,7 +17,7 @@ from smartline.config import (
     load_line,
     load_profile,
 )
-from smartline.core import ConfigError, DeviceSpec, DriverRegistry, RetryPolicy, SchemeInfo
+from smartline.core import ConfigError, DeviceSpec, DriverRegistry, RetryPolicy
 from smartline.tags import Access, ModbusAddress, ProfileAddress, Scale
 
 GOOD = Path(__file__).parents[2] / "data" / "good"
@@ -47,6 +47,12 @@ def _issues(tmp_path: Path, body: str, **kwargs: object) -> list[str]:
     return [f"{i.path}: {i.message}" for i in info.value.issues]
 
 
+def _given(options: object) -> dict[str, object]:
+    """The options a device was given (by its keys, URL or profile), not the defaults."""
+    fields = getattr(options, "model_fields_set", set())
+    return {k: getattr(options, k) for k in fields}
+
+
 # -- profiles -----------------------------------------------------------------------------
 
 def test_tag_from_profile_point_inherits_what_it_does_not_override(
@@ -58,7 +64,7 @@ def test_tag_from_profile_point_inherits_what_it_does_not_override(
     assert (tag.unit, tag.access, tag.safe) == ("Hz", Access.RW, 0)  # from the point
     assert tag.scale == Scale(gain=0.01)
     weight = with_profiles.tags["net_weight"]
-    assert weight.address == ProfileAddress("weight")
+    assert weight.address == ProfileAddress("weight", "serial")
     assert (weight.unit, weight.description) == ("kg", "stable net weight")
     # an address that is not a point name is parsed with the family's grammar
     assert with_profiles.tags["raw_reg"].address == ModbusAddress(
@@ -78,10 +84,10 @@ def test_points_make_device_dot_point_tags_after_the_explicit_tags(
 
 def test_profile_defaults_merge_under_the_device_keys(with_profiles: LineConfig) -> None:
     vfd, pump = with_profiles.devices["vfd"], with_profiles.devices["pump"]
-    assert dict(vfd.options) == {"max_gap": 4, "max_registers": 32, "inter_frame_ms": 2.0,
+    assert _given(vfd.options) == {"max_gap": 4, "max_registers": 32, "inter_frame_ms": 2.0,
                                  "unit": 2}
     assert vfd.timeout_s == 0.25  # the profile's timeout_ms
-    assert dict(pump.options) == {"max_gap": 4, "max_registers": 16, "inter_frame_ms": 2.0,
+    assert _given(pump.options) == {"max_gap": 4, "max_registers": 16, "inter_frame_ms": 2.0,
                                   "baudrate": 19200, "parity": "E"}
     assert pump.timeout_s == 0.4  # the device's own timeout_ms wins
     assert vfd.profile is pump.profile  # loaded once per line
@@ -98,7 +104,8 @@ def test_profile_contents() -> None:
     assert dict(profile.points["current"].sim) == {"value": 1.5, "noise": 0.02}
     assert profile.source == (PROFILES / "acme" / "vfd-100.yaml").absolute()
     balance = load_profile(PROFILES / "acme" / "balance.yaml")
-    assert balance.points["tare"].address == ProfileAddress("tare")  # the name is the address
+    # the name is the address
+    assert balance.points["tare"].address == ProfileAddress("tare", "serial")
 
 
 def test_find_profile_search_order(tmp_path: Path) -> None:
@@ -167,10 +174,10 @@ def test_device_config_and_spec(families: LineConfig) -> None:
         "hmi", hmi.url, 1.0, hmi.retry)
     assert (spec.username, spec.password) == ("operator", "s3cret-value")
     plc = families.devices["plc"]
-    assert dict(plc.options) == {"rack": 0, "slot": 1, "pdu_size": 480}
+    assert _given(plc.options) == {"rack": 0, "slot": 1, "pdu_size": 480}
     assert plc.timeout_s == 0.3
     rtu = families.devices["rtu"]
-    assert dict(rtu.options) == {"baudrate": 9600, "parity": "N", "stopbits": 2,
+    assert _given(rtu.options) == {"baudrate": 9600, "parity": "N", "stopbits": 2,
                                  "bytesize": 8, "unit": 7, "inter_frame_ms": 4.0}
 
 
@@ -190,7 +197,7 @@ def test_secrets_come_from_the_environment_and_are_never_shown(
 
 def test_unit_in_url_and_key_may_agree(tmp_path: Path) -> None:
     line = _line(tmp_path, "devices:\n  d: {url: 'modbus+tcp://h:502?unit=255', unit: 255}\n")
-    assert line.devices["d"].options["unit"] == 255
+    assert line.devices["d"].options.unit == 255  # type: ignore[attr-defined]
     assert _issues(tmp_path, "devices:\n  d: {url: 'modbus+rtu:///dev/x', unit: 0}\n") == [
         "devices.d.unit: unit 0 on a serial line: expected 1..247 (0 is broadcast, which never "
         "answers)"]
@@ -217,21 +224,52 @@ def test_devices_on_one_serial_port_agree_on_its_settings(tmp_path: Path) -> Non
 
 
 def test_rtu_serial_defaults_are_the_drivers() -> None:
-    from smartline.config._line import _RTU_SERIAL_DEFAULTS
+    from smartline.drivers.families.modbus import ModbusOptions
     from smartline.drivers.modbus._link import SerialParams
 
-    assert dict(_RTU_SERIAL_DEFAULTS) == dataclasses.asdict(SerialParams())
+    defaults = ModbusOptions()
+    assert {k: getattr(defaults, k) for k in dataclasses.asdict(SerialParams())} == \
+        dataclasses.asdict(SerialParams())
 
 
-def test_third_party_scheme_from_a_registry(tmp_path: Path) -> None:
-    registry = DriverRegistry([SchemeInfo("acme", "acme_driver:AcmeDriver", "memory")],
-                              use_entry_points=False)
-    line = _line(tmp_path, "devices:\n  d: {url: 'acme://box?anything=1'}\n"
+def test_third_party_family_from_a_registry(tmp_path: Path) -> None:
+    from smartline.core import DriverFamily, Scheme, param_int
+    from smartline.tags import AddressError, parse_memory
+
+    def grammar(text: str) -> object:
+        if text == "explode":
+            raise RuntimeError("bug in the plug-in")
+        if text.startswith("!"):
+            raise AddressError("no bangs here", column=0)
+        return parse_memory(text)
+
+    family = DriverFamily("acme", (Scheme("acme", "acme_driver:AcmeDriver",
+                                          params={"station": param_int(1, 9)}),),
+                          grammar, package="acme-things")
+    registry = DriverRegistry([family], use_entry_points=False)
+    line = _line(tmp_path, "devices:\n  d: {url: 'acme://box?station=3'}\n"
                            "tags:\n  x: {device: d, address: 'x:int32'}\n", registry=registry)
-    assert line.devices["d"].scheme.target == "acme_driver:AcmeDriver"
-    assert dict(line.devices["d"].options) == {}
+    assert line.devices["d"].scheme.scheme.driver == "acme_driver:AcmeDriver"
+    assert line.devices["d"].family == "acme"
     issues = _issues(tmp_path, "devices:\n  d: {url: 'memory://m'}\n", registry=registry)
-    assert issues == ["devices.d.url: unknown URL scheme 'memory'; known schemes: acme"]
+    assert issues[0].startswith("devices.d.url: unknown URL scheme 'memory'")
+    # a bug inside the plug-in's grammar is a located error naming it, and the rest of
+    # the file is still checked
+    issues = _issues(tmp_path, "devices:\n  d: {url: 'acme://box?station=12'}\n"
+                               "tags:\n  x: {device: d, address: explode}\n"
+                               "  y: {device: d, address: '!'}\n", registry=registry)
+    assert issues == [
+        "devices.d.url: URL parameter station='12': expected an integer 1..9",
+        "tags.x.address: the acme grammar (package acme-things) failed on 'explode': "
+        "RuntimeError: bug in the plug-in",
+        "tags.y.address: no bangs here"]
+    issues = _issues(tmp_path, "devices:\n  d: {url: 'acme://box'}\n"
+                               "tags:\n  x: {device: d, address: explode}\n"
+                               "  y: {device: d, address: '!'}\n", registry=registry)
+    assert issues == [
+        "tags.x.address: the acme grammar (package acme-things) failed on 'explode': "
+        "RuntimeError: bug in the plug-in",
+        "tags.y.address: no bangs here"]
 
 
 def test_one_mistake_is_reported_once(tmp_path: Path) -> None:
@@ -248,7 +286,7 @@ def test_one_mistake_is_reported_once(tmp_path: Path) -> None:
 def test_security_options_only_on_opcua(tmp_path: Path) -> None:
     assert _issues(tmp_path, "devices:\n  d: {url: 'memory://m', security: {policy: None}}\n") \
         == ["devices.d.security: security is not an option of memory devices; it is an option "
-            "of opcua devices (memory devices have no options of their own)"]
+            "of opcua devices (memory devices take persist, push)"]
 
 
 # -- tasks --------------------------------------------------------------------------------
@@ -337,3 +375,34 @@ def test_profile_defaults_hold_plain_options_only(tmp_path: Path) -> None:
         load_profile(path)
     assert [(i.path, i.message) for i in info.value.issues] == [
         ("defaults.user", "user is set per device in the line file, not in a profile")]
+
+
+def test_a_missing_vendor_family_names_its_package(tmp_path: Path) -> None:
+    issues = _issues(tmp_path, "devices:\n  d: {url: 'acme+ftp://box', package: acme-ftp>=2}\n")
+    assert issues == ["devices.d.url: no installed driver family serves acme+ftp:// URLs; this "
+                      "device's driver comes from the package 'acme-ftp>=2': install it with "
+                      "pip install 'acme-ftp>=2'"]
+    profile = tmp_path / "p.yaml"
+    profile.write_text("smartline-profile: 1\nvendor: acme\nmodel: ftp-1\nfamily: acmeftp\n"
+                       "package: acme-ftp\nmanual: {title: t}\npoints: {x: {address: x}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_profile(profile)
+    assert [f"{i.path}: {i.message}" for i in info.value.issues] == [
+        "family: driver family 'acmeftp' is not installed; it comes from the package "
+        "'acme-ftp': install it with pip install 'acme-ftp'"]
+
+
+def test_check_notes_a_protocol_library_that_is_not_installed(tmp_path: Path) -> None:
+    from smartline.config import check_file
+    from smartline.core import DriverFamily, Scheme
+    from smartline.tags import parse_memory
+
+    family = DriverFamily("needy", (Scheme("needy", "needy:D"),), parse_memory,
+                          requires="smartline[needy]", imports=("json", "no_such_lib_xyz"))
+    line = tmp_path / "line.yaml"
+    line.write_text("smartline: 1\nline: l\ndevices:\n  a: {url: 'needy://x'}\n"
+                    "  b: {url: 'needy://y'}\ntags:\n  t: {device: a, address: t}\n")
+    summary = check_file(line, registry=DriverRegistry([family], use_entry_points=False))
+    assert summary.splitlines()[1:] == [
+        "  note: devices a, b: the needy driver needs no_such_lib_xyz, which is not installed "
+        "here: pip install 'smartline[needy]'"]

@@ -144,7 +144,7 @@ def test_image_copies_are_consistent_under_concurrent_ingest() -> None:
             k += 1
             image.ingest(ReadResult(slots=slots, raw=np.full(8, float(k)),
                                     quality=np.zeros(8, np.uint8), reason=np.zeros(8, np.uint8),
-                                    timestamp_ns=k))
+                                    received_ns=k))
 
     th = threading.Thread(target=writer)
     th.start()

@@ -29,7 +29,7 @@ def result(slots, raw, q=Quality.GOOD, ts=123, texts=None):
     n = len(slots)
     return ReadResult(slots=np.asarray(slots, np.intp), raw=np.asarray(raw, float),
                       quality=np.full(n, q, np.uint8), reason=np.zeros(n, np.uint8),
-                      timestamp_ns=ts, texts=texts or {})
+                      received_ns=ts, texts=texts or {})
 
 
 def test_slots_are_assigned_in_order_and_arrays_expand(image):
@@ -76,7 +76,8 @@ def test_json_form_has_value_quality_timestamp(image):
     image.ingest(result([0], [100], ts=1_767_225_600_123_456_000))
     j = image.get("level").as_json()
     assert j == {"value": pytest.approx(5.0), "quality": "good",
-                 "timestamp": "2026-01-01T00:00:00.123456Z"}
+                 "timestamp": "2026-01-01T00:00:00.123456000Z",
+                 "received": "2026-01-01T00:00:00.123456000Z"}
     image.mark(np.array([0], np.intp), Quality.BAD, Reason.TIMEOUT)
     assert image.get("level").as_json()["reason"] == "timeout"
 

@@ -10,6 +10,7 @@ from smartline.core import (
     DeviceDemotedError,
     DeviceSpec,
     LinkBrokenError,
+    LinkPool,
     Point,
     ProtocolError,
     Quality,
@@ -20,28 +21,37 @@ from smartline.core import (
 )
 from smartline.drivers.memory import MemoryBus, MemoryDriver
 from smartline.tags import parse_address
-from smartline.testing.conformance import CHECKS
+from smartline.testing.conformance import CHECKS, PUSH_CHECKS, checks_for
+
+_POINTS = {"level": "level", "speeds": "speeds:float64[3]", "recipe": "recipe:string<16>",
+           "count": "count:int64"}
 
 
 class MemoryHarness:
     timeout_s = 0.2
 
-    def __init__(self) -> None:
-        self.bus = MemoryBus()
+    def __init__(self, push: bool = True) -> None:
+        self.links = LinkPool()
+        self.bus = MemoryBus.shared(self.links, "mem")
+        self.push = push
 
     def make_driver(self) -> MemoryDriver:
-        spec = DeviceSpec(name="mem", url=parse_url("memory://mem"), timeout_s=self.timeout_s)
-        return MemoryDriver(spec, bus=self.bus)
+        url = "memory://mem?push=1" if self.push else "memory://mem"
+        spec = DeviceSpec(name="mem", url=parse_url(url), timeout_s=self.timeout_s,
+                          retry=RetryPolicy(backoff_initial_s=0.05, backoff_max_s=0.2))
+        return MemoryDriver(spec, links=self.links)
 
     def points(self):
-        return [
-            Point("level", 0, parse_address("memory", "level")),
-            Point("speeds", 1, parse_address("memory", "speeds:float64[3]")),
-            Point("recipe", 4, parse_address("memory", "recipe:string<16>")),
-        ]
+        slot, out = 0, []
+        for tag, text in _POINTS.items():
+            addr = parse_address("memory", text)
+            out.append(Point(tag, slot, addr))
+            slot += addr.elements
+        return out
 
     def value_for(self, point):
-        return {"level": 12.5, "speeds": (1.0, 2.0, 3.0), "recipe": "cola-0.5l"}[point.tag]
+        return {"level": 12.5, "speeds": (1.0, 2.0, 3.0), "recipe": "cola-0.5l",
+                "count": 41}[point.tag]
 
     async def set_latency(self, seconds):
         self.bus.latency_s = seconds
@@ -49,16 +59,45 @@ class MemoryHarness:
     async def set_garbage(self, on):
         self.bus.garbage = on
 
+    def refused_write(self):
+        return WriteItem(Point("level", 0, parse_address("memory", "level")), "text")
 
-@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+    def failing_point(self):
+        self.bus.values["broken"] = {"not": "a number"}  # a cell the device cannot decode
+        return Point("broken", 100, parse_address("memory", "broken"))
+
+    def exact_points(self):
+        return [(Point("big", 200, parse_address("memory", "big:uint64")), 2 ** 64 - 1),
+                (Point("neg", 201, parse_address("memory", "neg:int64")), -(2 ** 63) + 1),
+                (Point("odd", 202, parse_address("memory", "odd:int64")), 2 ** 53 + 1)]
+
+    def pushed_points(self):
+        return self.points() if self.push else []
+
+    async def change(self, point, value):
+        stored = list(value) if isinstance(value, tuple) else value
+        self.bus.set(point.address.name, stored)
+
+    async def break_link(self):
+        self.bus.kick()
+
+
+@pytest.mark.parametrize("check", checks_for(MemoryHarness()), ids=lambda c: c.__name__)
 async def test_memory_driver_conformance(check):
     await check(MemoryHarness())
+
+
+def test_push_checks_apply_only_to_a_pushing_device():
+    assert set(PUSH_CHECKS) <= set(checks_for(MemoryHarness(push=True)))
+    assert set(checks_for(MemoryHarness(push=False))) == set(CHECKS)
 
 
 def _driver(clock, bus, **retry):
     spec = DeviceSpec(name="mem", url=parse_url("memory://mem"), timeout_s=0.1,
                       retry=RetryPolicy(**retry))
-    d = MemoryDriver(spec, clock=clock, bus=bus)
+    links = LinkPool()
+    links.get(("memory", "mem"), MemoryBus, lambda: bus)
+    d = MemoryDriver(spec, clock=clock, links=links)
     d._rng = random.Random(1)
     return d
 
@@ -132,7 +171,7 @@ async def test_os_errors_are_wrapped_not_leaked():
             raise BrokenPipeError("pipe")
 
     spec = DeviceSpec(name="b", url=parse_url("memory://b"), timeout_s=0.1)
-    d = Broken(spec, bus=MemoryBus())
+    d = Broken(spec)
     with pytest.raises(LinkBrokenError, match="pipe") as ei:
         await d.read(d.plan([Point("x", 0, parse_address("memory", "x"))]))
     assert ei.value.device == "b"

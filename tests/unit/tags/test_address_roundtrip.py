@@ -7,7 +7,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from smartline.tags import (
-    FAMILIES,
     MODBUS_TYPES,
     S7_TYPES,
     AddressError,
@@ -106,7 +105,7 @@ def memory_addresses(draw: st.DrawFn) -> MemoryAddress:
 
 profile_addresses = st.from_regex(
     r"[A-Za-z_][A-Za-z0-9_-]{0,10}(\.[A-Za-z_][A-Za-z0-9_-]{0,10}){0,3}", fullmatch=True
-).map(ProfileAddress)
+).flatmap(lambda n: st.sampled_from(["serial", "cnc"]).map(lambda f: ProfileAddress(n, f)))
 
 addresses = (modbus_addresses() | s7_addresses() | opcua_addresses() | memory_addresses()
              | profile_addresses)
@@ -135,7 +134,8 @@ near_misses = {
         r"(svr=1;)?(ns=[0-9]{0,6};|nsu=[a-z:%0-9;]{0,8};)?([isgbx]=)?[-A-Za-z0-9{}+/=%;]{0,40}",
         fullmatch=True),
     "memory": st.from_regex(r"[A-Za-z0-9_.-]{0,8}(:[a-z0-9<>\[\]]{0,12}){0,2}", fullmatch=True),
-    "profile": st.from_regex(r"[A-Za-z0-9_.\- ]{0,12}", fullmatch=True),
+    "serial": st.from_regex(r"[A-Za-z0-9_.\- ]{0,12}", fullmatch=True),
+    "cnc": st.from_regex(r"[A-Za-z0-9_.\- ]{0,12}", fullmatch=True),
 }
 
 
@@ -147,6 +147,15 @@ def _parse_or_address_error(family, text):
     canonical = a.canonical()
     assert parse_address(family, canonical) == a
     assert parse_address(family, canonical).canonical() == canonical
+
+
+FAMILIES = tuple(near_misses)  # every built-in family's grammar
+
+
+def test_every_builtin_family_is_fuzzed():
+    from smartline.core import BUILTIN_FAMILIES
+
+    assert set(FAMILIES) == set(BUILTIN_FAMILIES)
 
 
 @given(st.sampled_from(FAMILIES), st.text(max_size=60))

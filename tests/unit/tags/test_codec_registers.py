@@ -43,9 +43,9 @@ F32_123_456 = 123.45600128173828  # 0x42F6E979 exactly (see module docstring)
 
 
 def decode_one(text, words):
-    values, texts = RegisterLayout([(0, parse_modbus(text), 0)]).decode(
+    values, texts, exact = RegisterLayout([(0, parse_modbus(text), 0)]).decode(
         np.asarray(words, dtype=np.uint16))
-    return values, texts
+    return values, texts, exact
 
 
 FLOAT32_123_456 = {
@@ -105,9 +105,9 @@ ORDERS = ["abcd", "cdab", "badc", "dcba"]
 def test_float32_123_456(order):
     addr = parse_modbus(f"hr:0:float32:{order}")
     assert encode_registers(addr, 123.456) == FLOAT32_123_456[order]
-    values, texts = decode_one(f"hr:0:float32:{order}", FLOAT32_123_456[order])
+    values, texts, exact = decode_one(f"hr:0:float32:{order}", FLOAT32_123_456[order])
     assert values.tolist() == [F32_123_456]
-    assert texts == {}
+    assert texts == {} and exact == {}
 
 
 @pytest.mark.parametrize("order", ORDERS)
@@ -140,7 +140,9 @@ def test_float64(order, value, table):
 def test_int64_minus_2(order):
     addr = parse_modbus(f"hr:0:int64:{order}")
     assert encode_registers(addr, -2) == INT64_MINUS_2[order]
-    assert decode_one(f"hr:0:int64:{order}", INT64_MINUS_2[order])[0].tolist() == [-2.0]
+    values, _, exact = decode_one(f"hr:0:int64:{order}", INT64_MINUS_2[order])
+    assert values.tolist() == [-2.0]
+    assert exact == {}  # float64 holds it: nothing exact to add
 
 
 @pytest.mark.parametrize("order", ORDERS)
@@ -155,9 +157,41 @@ def test_uint64_exact_below_2_53(order):
 def test_uint64_word_order_worked_example(order):
     addr = parse_modbus(f"hr:0:uint64:{order}")
     assert encode_registers(addr, 0x0102030405060708) == UINT64_0x0102030405060708[order]
-    decoded = decode_one(f"hr:0:uint64:{order}", UINT64_0x0102030405060708[order])[0]
+    decoded, _, exact = decode_one(f"hr:0:uint64:{order}", UINT64_0x0102030405060708[order])
     # above 2**53 the float64 result is the nearest double: 72623859790382856 → ...848
     assert decoded.tolist() == [72623859790382848.0]
+    assert exact == {0: 0x0102030405060708} and type(exact[0]) is int  # and the exact value
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize(("dtype", "value", "is_exact"), [
+    ("uint64", 2**64 - 1, True),
+    ("uint64", 2**53, True),
+    ("uint64", 2**53 - 1, False),
+    ("int64", -(2**63), True),
+    ("int64", 2**63 - 1, True),
+    ("int64", -(2**53), True),
+    ("int64", -(2**53) + 1, False),
+    ("int64", 2**53 + 1, True),
+])
+def test_64_bit_integers_beyond_2_53_decode_exactly(order, dtype, value, is_exact):
+    words = encode_registers(parse_modbus(f"hr:0:{dtype}:{order}"), value)
+    values, _, exact = decode_one(f"hr:0:{dtype}:{order}", words)
+    assert values.tolist() == [float(value)]
+    assert exact == ({0: value} if is_exact else {})
+
+
+def test_exact_integers_are_keyed_by_slot_in_a_layout():
+    items = [(10, parse_modbus("hr:0:int64[3]"), 0), (3, parse_modbus("hr:12:uint64:cdab"), 12),
+             (4, parse_modbus("hr:16:float64"), 16), (5, parse_modbus("hr:20:int32"), 20)]
+    words = (encode_registers(items[0][1], (1, -(2**60) - 3, 2**62 + 1))
+             + encode_registers(items[1][1], 2**64 - 2)
+             + encode_registers(items[2][1], 2.0**60) + encode_registers(items[3][1], -7))
+    values, texts, exact = RegisterLayout(items).decode(words)
+    assert exact == {11: -(2**60) - 3, 12: 2**62 + 1, 3: 2**64 - 2}  # not the float64 2**60
+    assert values.tolist() == [1.0, float(-(2**60) - 3), float(2**62 + 1), float(2**64 - 2),
+                               2.0**60, -7.0]
+    assert texts == {}
 
 
 @pytest.mark.parametrize(("text", "value", "words"), [
@@ -183,7 +217,7 @@ def test_16_bit_edges(text, value, words):
 
 def test_nan_and_infinity_decode_as_such():
     # float32 quiet NaN 0x7FC00000, +inf 0x7F800000, -inf 0xFF800000
-    values, _ = RegisterLayout([
+    values, _, _ = RegisterLayout([
         (0, parse_modbus("hr:0:float32"), 0),
         (1, parse_modbus("hr:2:float32"), 2),
         (2, parse_modbus("hr:4:float32:cdab"), 4),
@@ -200,9 +234,9 @@ def test_nan_and_infinity_decode_as_such():
 def test_bits_in_registers_count_from_the_least_significant_bit():
     # register 0x8421 = 1000 0100 0010 0001b: bits 0, 5, 10, 15 set
     items = [(b, parse_modbus(f"hr:0.{b}"), 0) for b in range(16)]
-    values, _ = RegisterLayout(items).decode([0x8421])
+    values, _, _ = RegisterLayout(items).decode([0x8421])
     assert np.flatnonzero(values).tolist() == [0, 5, 10, 15]
-    values, _ = RegisterLayout([(0, parse_modbus("ir:9.8"), 1)]).decode([0xFFFF, 0x0100])
+    values, _, _ = RegisterLayout([(0, parse_modbus("ir:9.8"), 1)]).decode([0xFFFF, 0x0100])
     assert values.tolist() == [1.0]
 
 
@@ -224,8 +258,8 @@ def test_strings_two_chars_per_register_high_byte_first():
     addr = parse_modbus("hr:0:string<5>")
     assert encode_registers(addr, "ABC") == [0x4142, 0x4300, 0x0000]
     assert encode_registers(addr, "ABCDE") == [0x4142, 0x4344, 0x4500]
-    values, texts = decode_one("hr:0:string<5>", [0x4142, 0x4344, 0x4500])
-    assert texts == {0: "ABCDE"}
+    values, texts, exact = decode_one("hr:0:string<5>", [0x4142, 0x4344, 0x4500])
+    assert texts == {0: "ABCDE"} and exact == {}
     assert values.tolist() == [0.0]
 
 
@@ -246,8 +280,8 @@ def test_string_decoding_stops_at_nul_and_drops_trailing_spaces():
 
 
 def test_non_ascii_string_is_reported_invalid():
-    values, texts = decode_one("hr:0:string<4>", [0xFFFF, 0xFFFF])
-    assert texts == {}
+    values, texts, exact = decode_one("hr:0:string<4>", [0xFFFF, 0xFFFF])
+    assert texts == {} and exact == {}
     assert math.isnan(values[0])
 
 
@@ -268,11 +302,11 @@ def test_layout_decodes_a_whole_plan_in_one_pass():
     assert layout.registers == 11
     words = [0xE979, 0x42F6, 0xFF85, 0x0010, 0x4F4B, 0x0000, 0x0100, 0x0200, 0xFFFF,
              0xFFFF, 0xFFFE]
-    values, texts = layout.decode(words)
+    values, texts, exact = layout.decode(words)
     assert values.tolist() == [F32_123_456, -123.0, 1.0, 0.0, 1.0, 2.0, 65535.0, -2.0]
-    assert texts == {13: "OK"}
+    assert texts == {13: "OK"} and exact == {}
     # the same layout again with a plain list of ints
-    values2, _ = layout.decode(list(words))
+    values2, _, _ = layout.decode(list(words))
     assert values2.tolist() == values.tolist()
 
 
@@ -287,8 +321,8 @@ def test_layout_checks_its_buffer_and_items():
     with pytest.raises(OverflowError):
         layout.decode([70000] * 6)
     empty = RegisterLayout([])
-    values, texts = empty.decode(np.zeros(0, np.uint16))
-    assert values.size == 0 and texts == {} and empty.slots.size == 0
+    values, texts, exact = empty.decode(np.zeros(0, np.uint16))
+    assert values.size == 0 and texts == {} and exact == {} and empty.slots.size == 0
 
 
 def test_bit_layout():
@@ -299,6 +333,7 @@ def test_bit_layout():
     assert layout.bits == 8
     buf = [True, False, True, True, False, False, False, True]
     assert layout.decode(buf)[0].tolist() == [1.0, 0.0, 1.0, 1.0, 1.0]
+    assert layout.decode(buf)[1:] == ({}, {})
     assert layout.decode(np.array([1, 0, 1, 1, 0, 0, 0, 1], np.uint8))[0].tolist() == [
         1.0, 0.0, 1.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="bit buffer holds 7 bits: the layout needs 8"):
@@ -363,5 +398,5 @@ def test_register_byte_index_formula():
 @pytest.mark.filterwarnings("error")
 def test_signalling_nan_decodes_quietly():
     # float32 0x7F800001: exponent all ones, fraction non-zero, quiet bit clear → sNaN
-    values, _ = decode_one("hr:0:float32", [0x7F80, 0x0001])
+    values, _, _ = decode_one("hr:0:float32", [0x7F80, 0x0001])
     assert math.isnan(values[0])

@@ -35,6 +35,12 @@ def same(decoded: float, value: float | int) -> bool:
     return (math.isnan(decoded) and math.isnan(expected)) or decoded == expected
 
 
+def beyond_float64(slot: int, values: tuple[float | int, ...]) -> dict[int, int]:
+    """The integers float64 cannot hold, by slot: what ``exact`` must return."""
+    return {slot + k: v for k, v in enumerate(values)
+            if isinstance(v, int) and abs(v) >= 2**53}
+
+
 @st.composite
 def modbus_case(draw: st.DrawFn) -> tuple[str, object]:
     dtype = draw(st.sampled_from(NUMERIC))
@@ -55,11 +61,12 @@ def test_modbus_numbers_round_trip(case):
     words = encode_registers(addr, value)
     assert len(words) == addr.registers
     assert all(0 <= w <= 0xFFFF for w in words)
-    values, texts = RegisterLayout([(0, addr, 0)]).decode(words)
+    values, texts, exact = RegisterLayout([(0, addr, 0)]).decode(words)
     expected = value if isinstance(value, tuple) else (value,)
     assert texts == {}
     assert len(values) == len(expected)
     assert all(same(d, v) for d, v in zip(values.tolist(), expected, strict=True))
+    assert exact == beyond_float64(0, expected)
 
 
 @given(st.sampled_from(ORDERS), st.integers(-(2**31), 2**31 - 1))
@@ -90,8 +97,8 @@ ascii_text = st.text(st.characters(min_codepoint=1, max_codepoint=127), max_size
 def test_modbus_strings_round_trip(text, spare, order):
     addr = parse_modbus(f"hr:0:string<{len(text) + spare or 1}>:{order}")
     words = encode_registers(addr, text)
-    values, texts = RegisterLayout([(7, addr, 0)]).decode(words)
-    assert texts == {7: text}
+    values, texts, exact = RegisterLayout([(7, addr, 0)]).decode(words)
+    assert texts == {7: text} and exact == {}
     assert values.tolist() == [0.0]
 
 
@@ -153,13 +160,17 @@ def test_s7_strings_round_trip(text, spare):
 @settings(max_examples=200)
 def test_many_values_in_one_buffer(cases):
     items, buffer, expected, slot = [], [], [], 0
+    wanted: dict[int, int] = {}
     for text, value in cases:
         addr = parse_modbus(text)
         items.append((slot, addr, len(buffer)))
         buffer.extend(encode_registers(addr, value))
-        expected.extend(value if isinstance(value, tuple) else (value,))
+        values = value if isinstance(value, tuple) else (value,)
+        expected.extend(values)
+        wanted.update(beyond_float64(slot, values))
         slot += addr.elements
     layout = RegisterLayout(items)
-    values, _ = layout.decode(np.asarray(buffer, dtype=np.uint16))
+    values, _, exact = layout.decode(np.asarray(buffer, dtype=np.uint16))
     assert layout.slots.tolist() == list(range(slot))
     assert all(same(d, v) for d, v in zip(values.tolist(), expected, strict=True))
+    assert exact == wanted

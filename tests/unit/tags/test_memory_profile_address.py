@@ -3,7 +3,6 @@
 import pytest
 
 from smartline.tags import (
-    FAMILIES,
     AddressError,
     DataType,
     MemoryAddress,
@@ -102,15 +101,19 @@ def test_profile_error_message():
 
 
 def test_families():
-    assert FAMILIES == ("modbus", "s7", "opcua", "memory", "profile")
-    assert parse_address("profile", "weight") == ProfileAddress("weight")
+    assert parse_address("serial", "weight") == ProfileAddress("weight", "serial")
+    assert parse_address("cnc", "Sspeed").family == "cnc"
     assert parse_address("memory", "level") == MemoryAddress("level")
 
 
 def test_unknown_family_and_non_text():
-    with pytest.raises(AddressError, match=r"^unknown address family 'bacnet': expected modbus, "
-                                           r"s7, opcua, memory or profile$"):
-        parse_address("bacnet", "x")
+    from smartline.core import DriverRegistry
+
+    builtin = DriverRegistry(use_entry_points=False)
+    with pytest.raises(AddressError, match=r"^unknown address family 'bacnet': no driver "
+                                           r"family 'bacnet' is installed \(installed: cnc, "
+                                           r"memory, modbus, opcua, s7, serial\)"):
+        parse_address("bacnet", "x", registry=builtin)
     with pytest.raises(AddressError, match=r"^expected the address as text, found int 100; "
                                            r"quote it in YAML$"):
         parse_address("modbus", 100)  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ class TestProperties:
         assert not tag("hr:0:string<4>").is_array
         assert not tag("DB1.DBB0:CHAR[8]", "s7").is_array
         assert tag("ns=2;s=x", "opcua").dtype is None
-        assert tag("weight", "profile").dtype is None
+        assert tag("weight", "serial").dtype is None
         assert tag("level", "memory").dtype is DataType.FLOAT64
 
     def test_access(self):
@@ -166,7 +166,7 @@ class TestCheckWrite:
         assert refused(t, [1]) == "expected a number for a scaled or limited tag, found list [1]"
 
     def test_untyped_addresses_with_scale_or_limits_need_numbers(self):
-        t = tag("weight", "profile", scale=Scale(gain=1000.0), limits=(0, 5))
+        t = tag("weight", "serial", scale=Scale(gain=1000.0), limits=(0, 5))
         assert t.check_write(2) == pytest.approx(0.002)
         assert refused(t, "2") == "expected a number for a scaled or limited tag, found str '2'"
         assert refused(t, True).startswith("expected a number")

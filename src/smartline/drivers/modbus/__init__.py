@@ -1,7 +1,9 @@
-"""Modbus TCP, RTU and RTU-over-TCP drivers (pymodbus), the request planner and link pool.
+"""Modbus TCP, RTU and RTU-over-TCP drivers (pymodbus), the request planner and shared links.
 
 ``modbus+tcp://host:port?unit=N``, ``modbus+rtu://PORT?baudrate=&parity=&stopbits=&unit=``
 and ``modbus+rtuovertcp://host:port?unit=N`` resolve here through the driver registry.
+Devices share a link through the :class:`smartline.core.LinkPool` given to every driver
+as ``links=``.
 """
 
 from ._driver import (
@@ -14,7 +16,7 @@ from ._driver import (
     ModbusTcpDriver,
     exception_error,
 )
-from ._link import LinkKey, ModbusConnectionPool, ModbusLink, SerialParams, silence_s
+from ._link import LinkKey, ModbusLink, SerialParams, silence_s
 from ._planner import (
     HoleMemory,
     ModbusLimits,
@@ -32,7 +34,6 @@ __all__ = [
     "EXCEPTION_NAMES",
     "HoleMemory",
     "LinkKey",
-    "ModbusConnectionPool",
     "ModbusDriver",
     "ModbusGatewayError",
     "ModbusLimits",

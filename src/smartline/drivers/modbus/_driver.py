@@ -1,9 +1,10 @@
 """Modbus TCP, RTU and RTU-over-TCP drivers on pymodbus (async).
 
-A driver is one device (one unit id). Devices on the same physical link share one
-pymodbus client through a :class:`ModbusConnectionPool` and take turns on it; the driver
-plans its reads with :func:`plan_reads`, decodes every block of a plan in one vectorised
-pass, splits around holes the device reports, and coalesces writes.
+A driver is one device (one unit id) and fills the hooks of
+:class:`smartline.core.DriverBase`. Devices on the same physical link share one pymodbus
+client (a :class:`ModbusLink` from the line's :class:`smartline.core.LinkPool`) and take
+turns on it; the driver plans its reads with :func:`plan_reads`, decodes every block of a
+plan in one vectorised pass, splits around holes the device reports, and coalesces writes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from ...core import (
     DeviceSpec,
     DeviceTimeoutError,
     DriverBase,
+    DriverFamily,
     LinkBrokenError,
+    LinkPool,
     Point,
     ProtocolError,
     Quality,
@@ -39,11 +42,13 @@ from ...core import (
 )
 from ...tags import ModbusAddress
 from ...tags.codec import BitLayout, RegisterLayout, encode_bits, encode_registers
-from ._link import LinkKey, ModbusConnectionPool, ModbusLink, SerialParams, silence_s
+from ..families.modbus import FAMILY, ModbusOptions, check_modbus
+from ._link import LinkKey, ModbusLink, SerialParams, silence_s
 from ._planner import (
     READ_FC,
     HoleMemory,
     ModbusLimits,
+    PlanError,
     ReadRequest,
     WriteChunk,
     WriteRequest,
@@ -113,14 +118,17 @@ class _Unit:
     positions: list[int]
 
 
-class ModbusReadPlan(ReadPlan):
-    """The requests for a set of points, with the decoding layouts built once.
+class ModbusReadPlan:
+    """A Modbus driver's compiled plan (``ReadPlan.compiled``): the requests for a set of
+    points, with the decoding layouts built once.
 
-    The driver re-plans automatically when it learns a new hole (``holes_version``).
+    The driver re-plans it in place when it learns a new hole (``holes_version``).
     """
 
     def __init__(self, points: Sequence[Point], limits: ModbusLimits, holes: HoleMemory) -> None:
-        super().__init__(points)
+        self.points: tuple[Point, ...] = tuple(points)
+        self.slots: NDArray[np.intp] = np.asarray([s for p in self.points for s in p.slots],
+                                                  dtype=np.intp)
         items: list[tuple[Point, ModbusAddress]] = []
         for p in self.points:
             if not isinstance(p.address, ModbusAddress):
@@ -199,148 +207,91 @@ class ModbusReadPlan(ReadPlan):
 
 # -- the drivers -------------------------------------------------------------------------------
 
-def _option_int(options: Mapping[str, int | float | str | bool], name: str, default: int,
-                lo: int, hi: int) -> int:
-    value = options.get(name, default)
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"option {name} must be an integer {lo}..{hi}, found {value!r}") from None
-    if not lo <= number <= hi:
-        raise ValueError(f"option {name} must be {lo}..{hi}, found {number}")
-    return number
+_PREPARED = tuple[list[WriteChunk], dict[int, tuple[int, int, list[str]]]]
+"""A write made ready before any I/O: register/coil chunks, and bits of registers by register."""
 
 
-def _option_bool(options: Mapping[str, int | float | str | bool], name: str,
-                 default: bool) -> bool:
-    value = options.get(name, default)
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
-class ModbusDriver(DriverBase):
+class ModbusDriver(DriverBase[ModbusReadPlan, ModbusOptions]):
     """Common Modbus behaviour; use :class:`ModbusTcpDriver`, :class:`ModbusRtuDriver`
     or :class:`ModbusRtuOverTcpDriver` (the URL scheme picks one through the registry).
 
-    Options (``DeviceSpec.options``; ``unit`` also as ``?unit=`` in the URL):
-    ``unit`` (default 1), ``max_registers`` (125), ``max_bits`` (2000), ``max_gap`` (16),
-    ``max_bit_gap`` (16 × max_gap), ``max_write_registers`` (123), ``max_write_bits``
-    (1968), ``inter_frame_ms`` (RTU: 3.5 characters, 1.75 ms above 19200 baud),
-    ``share_connection`` (true), ``write_multiple_only`` (false: FC5/FC6 for single values).
+    Options: :class:`~smartline.drivers.families.modbus.ModbusOptions` (``self.options``),
+    validated by the line loader from the device's keys, its profile's defaults and its
+    URL's parameters (``?unit=``, the serial settings); a spec made by hand may give a
+    mapping instead. Devices with the same link key share one :class:`ModbusLink` from
+    ``links`` (the line's :class:`~smartline.core.LinkPool`; without one, a private pool).
     """
 
+    family_plugin: ClassVar[DriverFamily | None] = FAMILY
     family: ClassVar[str] = "modbus"
+    options_type: ClassVar[type[ModbusOptions]] = ModbusOptions
     kind: ClassVar[str] = ""
-    #: What the code creating a line's drivers instantiates once and passes to each Modbus
-    #: driver as ``pool=`` so that devices on one port or gateway share it (ADR 0005).
-    pool_factory: ClassVar[type[ModbusConnectionPool]] = ModbusConnectionPool
+    scheme: ClassVar[str] = ""
 
     def __init__(self, spec: DeviceSpec, *, clock: Clock | None = None,
-                 rng: random.Random | None = None,
-                 pool: ModbusConnectionPool | None = None) -> None:
-        super().__init__(spec, clock=clock, rng=rng)
-        opts: dict[str, int | float | str | bool] = dict(spec.options)
-        if "unit" in spec.url.params:
-            opts["unit"] = spec.url.params["unit"]
-        self.unit = _option_int(opts, "unit", 1, 1 if self.kind == "rtu" else 0,
-                                247 if self.kind == "rtu" else 255)
-        self.limits = ModbusLimits.from_options(opts)
-        self.write_multiple_only = _option_bool(opts, "write_multiple_only", False)
+                 rng: random.Random | None = None, links: LinkPool | None = None) -> None:
+        super().__init__(spec, clock=clock, rng=rng, links=links)
+        opts = self.options
+        problems = check_modbus(self.scheme, opts)
+        if problems:  # a hand-made spec (the line loader reports these with their location)
+            key, message = problems[0]
+            raise ConfigError(ConfigIssue(str(spec.url), f"devices.{spec.name}.{key}", message))
+        self.unit = opts.unit
+        self.limits = ModbusLimits(
+            max_registers=opts.max_registers, max_bits=opts.max_bits, max_gap=opts.max_gap,
+            max_bit_gap=opts.bit_gap, max_write_registers=opts.max_write_registers,
+            max_write_bits=opts.max_write_bits)
+        self.write_multiple_only = opts.write_multiple_only
         self.holes = HoleMemory()
-        self.pool = pool if pool is not None else ModbusConnectionPool()
-        self.link: ModbusLink = self._make_link(opts)
+        self.link: ModbusLink = self._join_link()
         self._broken = False
         self._requests_last = 0
         self._exceptions: dict[int, int] = {}
-        self._demotions = 0
         self._planned = 0
-        self._prepared: tuple[list[WriteChunk], dict[int, tuple[int, int, list[str]]]] = ([], {})
 
     # -- link ---------------------------------------------------------------------------------
-    def _make_link(self, opts: Mapping[str, int | float | str | bool]) -> ModbusLink:
+    def _join_link(self) -> ModbusLink:
+        """This device's link from the pool; settings must agree with the link's other users."""
         url = self.spec.url
-        tag = "" if _option_bool(opts, "share_connection", True) else f"{self.spec.name}"
-        inter_ms = opts.get("inter_frame_ms")
+        opts = self.options
+        tag = "" if opts.share_connection else self.spec.name
+        inter_ms = opts.inter_frame_ms
+        serial: SerialParams | None = None
         if self.kind == "rtu":
-            serial = self._serial_params(opts)
-            inter = silence_s(serial) if inter_ms is None else float(inter_ms) / 1e3
+            serial = SerialParams(baudrate=opts.baudrate, parity=opts.parity,
+                                  stopbits=opts.stopbits, bytesize=opts.bytesize)
+            inter = silence_s(serial) if inter_ms is None else inter_ms / 1e3
             key = LinkKey("rtu", url.path, tag)
+            host, port = "", 0
+        else:
+            inter = 0.0 if inter_ms is None else inter_ms / 1e3
+            host = url.host or "127.0.0.1"
+            port = url.port or 502
+            key = LinkKey(self.kind, f"{host}:{port}", tag)
+        made: list[ModbusLink] = []
+
+        def make() -> ModbusLink:
+            made.append(ModbusLink(key, host=host, port=port, serial=serial,
+                                   inter_frame_s=inter))
+            return made[0]
+
+        link = self.links.get(key, ModbusLink, make)
+        if not made:
             try:
-                return self.pool.link(key, serial=serial, inter_frame_s=inter)
+                link.join(serial, inter)
             except ValueError as exc:  # `smartline check` reports this with its location
                 raise ConfigError(ConfigIssue(str(url), f"devices.{self.spec.name}.url",
                                               str(exc))) from None
-        host = url.host or "127.0.0.1"
-        port = url.port or 502
-        inter = 0.0 if inter_ms is None else float(inter_ms) / 1e3
-        return self.pool.link(LinkKey(self.kind, f"{host}:{port}", tag), host=host, port=port,
-                              inter_frame_s=inter)
-
-    def _serial_params(self, opts: Mapping[str, int | float | str | bool]) -> SerialParams:
-        merged: dict[str, int | float | str | bool] = {**opts, **self.spec.url.params}
-        parity = str(merged.get("parity", "N")).upper()[:1]
-        if parity not in ("N", "E", "O"):
-            raise ValueError(f"parity must be N, E or O, found {merged.get('parity')!r}")
-        return SerialParams(
-            baudrate=_option_int(merged, "baudrate", 19200, 50, 4_000_000),
-            parity=parity,
-            stopbits=_option_int(merged, "stopbits", 1, 1, 2),
-            bytesize=_option_int(merged, "bytesize", 8, 7, 8),
-        )
-
-    # -- public additions ------------------------------------------------------------------------
-    async def read(self, plan: ReadPlan) -> ReadResult:
-        """Execute ``plan`` in this device's turn on its link (the wait is not timed)."""
-        async with self.link.turn:
-            was = self.health.demoted
-            self.link.cut_short = None
-            try:
-                return await super().read(plan)
-            except DeviceTimeoutError as exc:
-                raise self._timed_out(exc) from exc.__cause__
-            finally:
-                self._count_demotion(was)
-
-    async def write(self, items: Sequence[WriteItem]) -> None:
-        """Write raw values in this device's turn on its link."""
-        if not items:
-            return
-        chunks = self._chunks(items)  # refusals raise here, before any I/O or failure count
-        masks = self._bit_writes(items)
-        async with self.link.turn:
-            was = self.health.demoted
-            self.link.cut_short = None
-            self._prepared = (chunks, masks)
-            try:
-                await super().write(items)
-            except DeviceTimeoutError as exc:
-                raise self._timed_out(exc) from exc.__cause__
-            finally:
-                self._prepared = ([], {})
-                self._count_demotion(was)
-
-    def _timed_out(self, exc: DeviceTimeoutError) -> SmartlineError:
-        """A timeout with bytes but no valid frame on the wire is a protocol error."""
-        problem, self.link.cut_short = self.link.cut_short, None
-        if problem is None or isinstance(exc, ModbusGatewayError):
-            return exc
-        return ProtocolError(problem, device=self.spec.name)
-
-    def _count_demotion(self, was: bool) -> None:
-        if self.health.demoted and not was:
-            self._demotions += 1
+        return link
 
     def forget_holes(self) -> None:
         """Forget the holes learnt so far (plans re-probe them on their next read)."""
         self.holes.clear()
 
-    def stats(self) -> dict[str, Any]:
-        """Counters for the cycle statistics and ``smartline run``."""
+    # -- hooks ------------------------------------------------------------------------------------
+    def _stats(self) -> dict[str, object]:
+        """Modbus counters for the cycle statistics and ``smartline run``."""
         return {
-            **super().stats(),
             "unit": self.unit,
             "link": str(self.link.key),
             "link_users": len(self.link.users),
@@ -349,17 +300,23 @@ class ModbusDriver(DriverBase):
             "holes": len(self.holes),
             "hole_ranges": {a: [list(r) for r in rs] for a, rs in self.holes.as_mapping().items()},
             "exceptions": dict(self._exceptions),
-            "demotions": self._demotions,
             "bad_frames": self.link.frames_bad,
         }
 
-    # -- hooks ------------------------------------------------------------------------------------
+    def _refine(self, err: SmartlineError, what: str) -> SmartlineError:
+        """A timeout with bytes but no valid frame on the wire is a protocol error."""
+        problem, self.link.cut_short = self.link.cut_short, None
+        if (problem is None or not isinstance(err, DeviceTimeoutError)
+                or isinstance(err, ModbusGatewayError)):
+            return err
+        return ProtocolError(problem, device=self.spec.name)
+
     async def _connect(self) -> None:
-        await self.link.open(self)
+        await self.link.open(self.spec.name)
 
     async def _close(self) -> None:
         broken, self._broken = self._broken, False
-        await self.link.release(self, broken=broken)
+        await self.link.release(self.spec.name, broken=broken)
 
     async def _rejoin(self) -> None:
         """Re-open the shared link if another device on it closed it (its garbage, its
@@ -368,17 +325,19 @@ class ModbusDriver(DriverBase):
         if not self.link.connected:
             log.debug("%s: link %s was closed by another user; re-opening it",
                       self.spec.name, self.link.key)
-            await self.link.open(self)
+            await self.link.open(self.spec.name)
 
-    def _plan(self, points: Sequence[Point]) -> ReadPlan:
+    def _plan(self, points: Sequence[Point]) -> ModbusReadPlan:
         plan = ModbusReadPlan(points, self.limits, self.holes)
         self._planned = plan.request_count
         return plan
 
-    async def _read(self, plan: ReadPlan) -> ReadResult:
+    async def _read(self, whole: ReadPlan[ModbusReadPlan]) -> ReadResult:
+        plan = whole.compiled
         if not isinstance(plan, ModbusReadPlan):
             raise SmartlineError("this plan was not made by a Modbus driver",
                                  device=self.spec.name)
+        self.link.cut_short = None
         if plan.holes_version != self.holes.version:
             plan.build(self.holes)
             self._planned = plan.request_count
@@ -399,8 +358,9 @@ class ModbusDriver(DriverBase):
             self._requests_last = read.sent
             self.health.requests += read.sent
         texts: dict[int, str] = {}
+        exact: dict[int, int] = {}
         if plan.reg_layout is not None:
-            values, texts = plan.reg_layout.decode(regs)
+            values, texts, exact = plan.reg_layout.decode(regs)
             if plan.bit_layout is None and plan.reg_identity:
                 raw = values  # every point is a register value, in plan order
             else:
@@ -409,7 +369,7 @@ class ModbusDriver(DriverBase):
         else:
             raw = np.full(n, np.nan)
         if plan.bit_layout is not None:
-            values, _ = plan.bit_layout.decode(bits)
+            values, _, _ = plan.bit_layout.decode(bits)
             raw[plan.bit_pos] = values
         nan = np.isnan(raw)
         if read.failed or len(plan.dead) or nan.any():
@@ -421,14 +381,16 @@ class ModbusDriver(DriverBase):
             reason[nan] = Reason.DECODE_ERROR
             bad = quality != Quality.GOOD
             raw[bad] = np.nan
-            if texts:
+            if texts or exact:
                 for pos in np.flatnonzero(bad).tolist():
                     texts.pop(int(plan.slots[pos]), None)
+                    exact.pop(int(plan.slots[pos]), None)
         if plan.holes_version != self.holes.version:
             plan.build(self.holes)  # learnt a hole: the next read goes around it
             self._planned = plan.request_count
         return ReadResult(slots=plan.slots, raw=raw, quality=quality, reason=reason,
-                          timestamp_ns=self.clock.wall_ns(), texts=texts, requests=read.sent)
+                          received_ns=self.clock.wall_ns(), texts=texts, exact=exact,
+                          requests=read.sent)
 
     def _note_failure(self, exc: BaseException) -> None:
         """Decide whether the link must be re-opened after ``exc``."""
@@ -502,11 +464,22 @@ class ModbusDriver(DriverBase):
             raise exception_error(code, f"write {req.area}:{start}+{req.count} ({tags})",
                                   self.spec.name)
 
-    async def _write(self, items: Sequence[WriteItem]) -> None:
-        chunks, masks = self._prepared
-        self._prepared = ([], {})
-        if not chunks and not masks:  # called directly, not through write()
-            chunks, masks = self._chunks(items), self._bit_writes(items)
+    def _prepare_write(self, items: Sequence[WriteItem]) -> _PREPARED:
+        """Encode the values, collect the bits of registers, and check that the requests
+        can be planned: any refusal raises here, before any I/O or failure count."""
+        chunks = self._chunks(items)
+        masks = self._bit_writes(items)
+        try:
+            plan_writes(chunks, self.limits, single_as_multiple=self.write_multiple_only)
+        except PlanError as exc:
+            raise WriteRefusedError(exc.message, tag=exc.tag) from exc
+        return chunks, masks
+
+    async def _write(self, items: Sequence[WriteItem], prepared: _PREPARED | None) -> None:
+        if prepared is None:  # called directly, not through write()
+            prepared = self._prepare_write(items)
+        chunks, masks = list(prepared[0]), prepared[1]
+        self.link.cut_short = None
         try:
             await self._rejoin()
             if masks:
@@ -725,12 +698,14 @@ class ModbusTcpDriver(ModbusDriver):
     """``modbus+tcp://host:port?unit=N`` — Modbus/TCP (MBAP framing)."""
 
     kind: ClassVar[str] = "tcp"
+    scheme: ClassVar[str] = "modbus+tcp"
 
 
 class ModbusRtuOverTcpDriver(ModbusDriver):
     """``modbus+rtuovertcp://host:port?unit=N`` — RTU frames through a TCP serial gateway."""
 
     kind: ClassVar[str] = "rtuovertcp"
+    scheme: ClassVar[str] = "modbus+rtuovertcp"
 
 
 class ModbusRtuDriver(ModbusDriver):
@@ -741,3 +716,4 @@ class ModbusRtuDriver(ModbusDriver):
     """
 
     kind: ClassVar[str] = "rtu"
+    scheme: ClassVar[str] = "modbus+rtu"

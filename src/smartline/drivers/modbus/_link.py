@@ -1,11 +1,13 @@
-"""Physical links (a TCP connection or a serial port) and the pool that shares them.
+"""Physical links: a TCP connection or a serial port, shared by the devices on it.
 
 Several devices behind one TCP gateway (same host:port) or on one RS-485 line (same serial
-port) share one pymodbus client: a :class:`ModbusLink`. Devices take turns on it under
-``link.turn`` (one device's whole poll at a time), and on serial lines the link enforces
-the inter-frame silence between frames. The :class:`ModbusConnectionPool` is a plain
-object owned by whoever creates the drivers (one per line / event loop) and passed to
-each driver; there is no module-level state (ADR 0005).
+port) share one pymodbus client: a :class:`ModbusLink`, a :class:`smartline.core.SharedLink`
+kept in the line's :class:`smartline.core.LinkPool` under its :class:`LinkKey`. Devices
+take turns on it under ``link.turn`` (one device's whole poll at a time, held by
+:class:`smartline.core.DriverBase`), and on serial lines the link enforces the inter-frame
+silence between frames. The pool is a plain object owned by whoever creates the drivers
+(one per line / event loop) and passed to each driver as ``links=``; there is no
+module-level state (ADR 0005).
 
 The link watches the bytes pymodbus receives (its ``trace_packet`` hook) so that it can
 tell a bad CRC, garbage or a truncated frame from silence: pymodbus 3.16 drops such
@@ -26,9 +28,9 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.framer import FramerRTU
 from pymodbus.pdu import ModbusPDU
 
-from ...core import ConnectError, LinkBrokenError, ProtocolError
+from ...core import ConnectError, LinkBrokenError, ProtocolError, SharedLink
 
-__all__ = ["LinkKey", "ModbusConnectionPool", "ModbusLink", "SerialParams", "silence_s"]
+__all__ = ["LinkKey", "ModbusLink", "SerialParams", "silence_s"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,8 @@ def silence_s(serial: SerialParams) -> float:
 
 @dataclass(frozen=True, slots=True)
 class LinkKey:
-    """What identifies one physical link: its kind and where it goes."""
+    """What identifies one physical link in a :class:`~smartline.core.LinkPool`: its kind
+    and where it goes (a key of its own type, so no other family's key can equal it)."""
 
     kind: str  # "tcp", "rtuovertcp" or "rtu"
     target: str  # "host:port" or the serial port / pyserial URL
@@ -71,18 +74,22 @@ class LinkKey:
         return f"{self.kind}:{self.target}" + (f"#{self.tag}" if self.tag else "")
 
 
-class ModbusLink:
-    """One pymodbus client shared by the devices on one physical link."""
+class ModbusLink(SharedLink):
+    """One pymodbus client shared by the devices on one physical link.
+
+    ``users`` are the names of the devices that have it open; the client closes when the
+    last one leaves (or one reports it broken) and the next device to use it opens it again.
+    """
+
+    key: LinkKey
 
     def __init__(self, key: LinkKey, *, host: str = "", port: int = 0,
                  serial: SerialParams | None = None, inter_frame_s: float = 0.0) -> None:
-        self.key = key
+        super().__init__(key)
         self.host = host
         self.port = port
         self.serial = serial
         self.inter_frame_s = inter_frame_s
-        self.turn = asyncio.Lock()  # one device's poll (or write) at a time
-        self.users: set[int] = set()
         self.client: AnyClient | None = None
         self.opens = 0
         self.frames_bad = 0
@@ -98,6 +105,21 @@ class ModbusLink:
         self._frame = b""  # the bytes the last answer was decoded from
         #: what had arrived when a request was cancelled (bytes but no valid frame), if anything
         self.cut_short: str | None = None
+
+    # -- settings ------------------------------------------------------------------------------
+    def join(self, serial: SerialParams | None, inter_frame_s: float) -> None:
+        """Check a further device's settings against the link's; raises ``ValueError`` if
+        they differ (every device on one serial line needs the same settings). The silence
+        between frames becomes the longest any device asks for."""
+        if self.key.kind == "rtu" and serial is not None and self.serial != serial:
+            raise ValueError(
+                f"serial port {self.key.target} is already used with {self.serial}; every "
+                f"device on one RS-485 line needs the same settings, found {serial}")
+        self.inter_frame_s = max(self.inter_frame_s, inter_frame_s)
+
+    def stats(self) -> dict[str, object]:
+        return {"users": len(self.users), "connected": self.connected, "opens": self.opens,
+                "bad_frames": self.frames_bad, "inter_frame_ms": self.inter_frame_s * 1e3}
 
     # -- connection ----------------------------------------------------------------------------
     @property
@@ -118,8 +140,8 @@ class ModbusLink:
             reconnect_delay=0, trace_packet=self._trace_packet,
             trace_connect=self._trace_connect)
 
-    async def open(self, user: object) -> None:
-        """Join the link as ``user`` and make sure it is connected."""
+    async def open(self, user: str) -> None:
+        """Join the link as device ``user`` and make sure it is connected."""
         async with self._open_lock:
             if not self.connected:
                 self._close_client()
@@ -131,12 +153,13 @@ class ModbusLink:
                                        "(refused, unreachable or port busy)")
                 self.opens += 1
                 log.debug("link %s: open", self.key)
-            self.users.add(id(user))
+            self.users.add(user)
 
-    async def release(self, user: object, *, broken: bool = False) -> None:
-        """Leave the link; it closes when nobody uses it any more or when it is broken."""
+    async def release(self, user: str, *, broken: bool = False) -> None:
+        """Device ``user`` leaves the link; it closes when nobody uses it any more or when
+        it is broken."""
         async with self._open_lock:
-            self.users.discard(id(user))
+            self.users.discard(user)
             if broken or not self.users:
                 if self.client is not None:
                     log.debug("link %s: close (%s)", self.key,
@@ -152,6 +175,7 @@ class ModbusLink:
                 log.debug("link %s: error while closing: %r", self.key, exc)
 
     async def aclose(self) -> None:
+        """Close the client (drivers still holding the link open it again on their next use)."""
         async with self._open_lock:
             self.users.clear()
             self._close_client()
@@ -280,44 +304,3 @@ class ModbusLink:
         if not FramerRTU.check_CRC(data[:size - 2], crc):
             return f"CRC error in the answer from unit {self._unit}"
         return None
-
-
-class ModbusConnectionPool:
-    """The links of one line: drivers with the same link key share one client.
-
-    Create one per line (per event loop) and pass it to every Modbus driver of that line;
-    a driver created without one gets a private pool (no sharing).
-    """
-
-    def __init__(self) -> None:
-        self._links: dict[LinkKey, ModbusLink] = {}
-
-    def link(self, key: LinkKey, *, host: str = "", port: int = 0,
-             serial: SerialParams | None = None, inter_frame_s: float = 0.0) -> ModbusLink:
-        """The link for ``key`` (created on first use); settings must agree with its users'."""
-        link = self._links.get(key)
-        if link is None:
-            link = ModbusLink(key, host=host, port=port, serial=serial,
-                              inter_frame_s=inter_frame_s)
-            self._links[key] = link
-            return link
-        if key.kind == "rtu" and serial is not None and link.serial != serial:
-            raise ValueError(
-                f"serial port {key.target} is already used with {link.serial}; every device "
-                f"on one RS-485 line needs the same settings, found {serial}")
-        link.inter_frame_s = max(link.inter_frame_s, inter_frame_s)
-        return link
-
-    @property
-    def links(self) -> dict[LinkKey, ModbusLink]:
-        return dict(self._links)
-
-    def stats(self) -> dict[str, dict[str, int | bool | float]]:
-        return {str(k): {"users": len(v.users), "connected": v.connected, "opens": v.opens,
-                         "bad_frames": v.frames_bad, "inter_frame_ms": v.inter_frame_s * 1e3}
-                for k, v in self._links.items()}
-
-    async def aclose(self) -> None:
-        """Close every link (drivers still holding one reconnect on their next use)."""
-        for link in list(self._links.values()):
-            await link.aclose()

@@ -64,7 +64,11 @@ class PlanError(SmartlineError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ModbusLimits:
-    """Per-device request limits (Modbus spec defaults; devices may need less)."""
+    """Per-device request limits (Modbus spec defaults; devices may need less).
+
+    A driver builds them from its typed options (``ModbusOptions``, where ``max_bit_gap``
+    left out is 16 × ``max_gap``).
+    """
 
     max_registers: int = 125  # FC3/FC4 read
     max_bits: int = 2000  # FC1/FC2 read
@@ -81,24 +85,6 @@ class ModbusLimits:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"{name} must be an integer {lo}..{hi}, found {value!r}")
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, int | float | str | bool]) -> ModbusLimits:
-        """Limits from a device's options; ``max_bit_gap`` defaults to 16 × ``max_gap``."""
-        kw: dict[str, int] = {}
-        for name in ("max_registers", "max_bits", "max_gap", "max_bit_gap",
-                     "max_write_registers", "max_write_bits"):
-            if name in options:
-                value = options[name]
-                if isinstance(value, bool) or not isinstance(value, int | str):
-                    raise ValueError(f"{name} must be an integer, found {value!r}")
-                try:
-                    kw[name] = int(value)
-                except ValueError:
-                    raise ValueError(f"{name} must be an integer, found {value!r}") from None
-        if "max_gap" in kw and "max_bit_gap" not in kw:
-            kw["max_bit_gap"] = min(2000, kw["max_gap"] * 16)
-        return cls(**kw)
 
     def read_limit(self, area: str) -> int:
         return self.max_bits if area in BIT_AREAS else self.max_registers

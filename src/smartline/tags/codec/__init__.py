@@ -3,7 +3,9 @@
 Modbus registers travel big-endian (high byte first) per the Modbus application protocol;
 multi-register values follow the address's :class:`~smartline.tags.ByteOrder`. S7 data is
 big-endian. Decoders return raw (unscaled) float64 values; int64/uint64 are exact up to
-2**53. NaN and infinities decode as such: the caller decides quality.
+2**53 there, and the Modbus layouts also return the larger ones exactly, as Python ints by
+slot (``smartline.core.EXACT_LIMIT``). NaN and infinities decode as such: the caller
+decides quality.
 """
 
 from ._modbus import (

@@ -44,8 +44,10 @@ class RegisterLayout:
 
     ``items`` are ``(first image slot, address, register offset into the buffer)``.
     ``decode`` returns raw values aligned with :attr:`slots` (arrays expand to one slot per
-    element) and the strings by slot. A string's numeric value is 0.0 when its registers
-    hold ASCII text and NaN (slot absent from the strings) when they do not.
+    element), the strings by slot, and by slot the exact value of every int64/uint64
+    element of magnitude ≥ 2**53 (its raw float64 value is rounded; the mapping is empty
+    otherwise). A string's numeric value is 0.0 when its registers hold ASCII text and
+    NaN (slot absent from the strings) when they do not.
     """
 
     def __init__(self, items: Sequence[tuple[int, ModbusAddress, int]]) -> None:
@@ -74,7 +76,7 @@ class RegisterLayout:
                 width = addr.registers_per_element
                 for e in range(addr.elements):
                     index = register_byte_index(first + e * width, width, addr.order)
-                    gather.add_value(len(slots), addr.dtype, index)
+                    gather.add_value(len(slots), addr.dtype, index, slot + e)
                     slots.append(slot + e)
                     text.append(False)
         gather.build()
@@ -84,8 +86,9 @@ class RegisterLayout:
         self.text_mask: NDArray[np.bool_] = np.asarray(text, dtype=np.bool_)
 
     def decode(self, regs: NDArray[np.uint16] | Sequence[int]
-               ) -> tuple[NDArray[np.float64], dict[int, str]]:
-        """Raw values aligned with :attr:`slots`, and strings by slot."""
+               ) -> tuple[NDArray[np.float64], dict[int, str], dict[int, int]]:
+        """Raw values aligned with :attr:`slots`, strings by slot, and exact 64-bit
+        integers (magnitude ≥ 2**53) by slot."""
         words = np.asarray(regs, dtype=np.uint16)
         if words.ndim != 1 or words.shape[0] < self.registers:
             raise ValueError(f"register buffer holds {words.size} registers: the layout needs "
@@ -93,8 +96,9 @@ class RegisterLayout:
         buf = words.astype(">u2").view(np.uint8)  # each register high byte first
         out = np.empty(len(self.slots), dtype=np.float64)
         texts: dict[int, str] = {}
-        self._gather.run(buf, out, texts)
-        return out, texts
+        exact: dict[int, int] = {}
+        self._gather.run(buf, out, texts, exact)
+        return out, texts, exact
 
 
 class BitLayout:
@@ -121,12 +125,13 @@ class BitLayout:
         self._index: NDArray[np.intp] = np.asarray(index, dtype=np.intp)
 
     def decode(self, bits: NDArray[np.bool_] | NDArray[np.uint8] | Sequence[bool]
-               ) -> tuple[NDArray[np.float64], dict[int, str]]:
-        """0.0/1.0 values aligned with :attr:`slots` (and no strings, for symmetry)."""
+               ) -> tuple[NDArray[np.float64], dict[int, str], dict[int, int]]:
+        """0.0/1.0 values aligned with :attr:`slots` (and, for symmetry with
+        :meth:`RegisterLayout.decode`, no strings and no exact integers)."""
         arr = np.asarray(bits)
         if arr.ndim != 1 or arr.shape[0] < self.bits:
             raise ValueError(f"bit buffer holds {arr.size} bits: the layout needs {self.bits}")
-        return (arr[self._index] != 0).astype(np.float64), {}
+        return (arr[self._index] != 0).astype(np.float64), {}, {}
 
 
 # -- encoders ---------------------------------------------------------------------------------

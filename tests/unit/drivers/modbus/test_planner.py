@@ -192,13 +192,13 @@ def test_hole_memory_merges_and_versions() -> None:
     assert not h and h.version == 3
 
 
-def test_limits_from_options_and_validation() -> None:
-    lim = ModbusLimits.from_options({"max_registers": 60, "max_gap": "4"})
+def test_limits_validation() -> None:
+    lim = ModbusLimits(max_registers=60, max_gap=4, max_bit_gap=64)
     assert (lim.max_registers, lim.max_gap, lim.max_bit_gap) == (60, 4, 64)
     with pytest.raises(ValueError, match="max_registers"):
         ModbusLimits(max_registers=126)
     with pytest.raises(ValueError, match="max_write_registers"):
-        ModbusLimits.from_options({"max_write_registers": 124})
+        ModbusLimits(max_write_registers=124)
 
 
 # -- writes ------------------------------------------------------------------------------------
