@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import logging
 import random
 from abc import ABC, abstractmethod
@@ -77,6 +76,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+A = TypeVar("A")
 C = TypeVar("C")  # a driver's compiled plan
 O = TypeVar("O")  # noqa: E741  a driver's typed options
 
@@ -619,8 +619,11 @@ class DriverBase(ABC, Generic[C, O]):
     async def read(self, plan: ReadPlan[C]) -> ReadResult:
         """Execute ``plan``; connects first if needed. Device-level failures raise."""
         self._check_open()
-        async with self._turn():
-            return await self._guarded("read", functools.partial(self._read_current, plan))
+        link = self.link  # the hot path: no context-manager generator per read
+        if link is None:
+            return await self._guarded("read", self._read_current, plan)
+        async with link.turn:
+            return await self._guarded("read", self._read_current, plan)
 
     async def write(self, items: Sequence[WriteItem]) -> None:
         """Write raw values; raises on failure (nothing is retried behind the caller's back).
@@ -638,7 +641,7 @@ class DriverBase(ABC, Generic[C, O]):
                 exc.device = self.spec.name
             raise
         async with self._turn():
-            await self._guarded("write", functools.partial(self._write, items, prepared))
+            await self._guarded("write", self._write_prepared, (items, prepared))
 
     def pushes(self, point: Point) -> bool:
         """Whether the device pushes ``point``'s values (the line subscribes, not polls)."""
@@ -791,6 +794,9 @@ class DriverBase(ABC, Generic[C, O]):
         async with link.turn:
             yield
 
+    async def _write_prepared(self, args: tuple[Sequence[WriteItem], Any]) -> None:
+        await self._write(*args)
+
     async def _read_current(self, plan: ReadPlan[C]) -> ReadResult:
         if plan.epoch != self._epoch:
             plan.compiled = self._plan(plan.points)
@@ -871,7 +877,7 @@ class DriverBase(ABC, Generic[C, O]):
         h.connects += 1
         log.info("%s: connected to %s", self.spec.name, self.spec.url)
 
-    async def _guarded(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _guarded(self, what: str, call: Callable[[A], Awaitable[T]], arg: A) -> T:
         self._check_open()
         async with self._lock:
             self._check_open()
@@ -885,7 +891,7 @@ class DriverBase(ABC, Generic[C, O]):
                 self._wire_log.debug("%s", what)
                 try:
                     async with asyncio.timeout(self.spec.timeout_s):
-                        result = await call()
+                        result = await call(arg)
                 except asyncio.CancelledError:
                     # the request may be half-sent or its answer still in flight: start afresh
                     await self._drop()

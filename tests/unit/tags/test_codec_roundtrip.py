@@ -127,9 +127,12 @@ def test_s7_numbers_round_trip(case):
     addr = parse_s7(text)
     data = encode_s7(addr, value)
     assert len(data) == addr.nbytes
-    values, _ = ByteLayout([(0, addr, 0)]).decode(data)
+    values, _, exact = ByteLayout([(0, addr, 0)]).decode(data)
     expected = value if isinstance(value, tuple) else (value,)
     assert all(same(d, v) for d, v in zip(values.tolist(), expected, strict=True))
+    for i, v in enumerate(expected):  # 64-bit integers beyond 2**53 also come back exactly
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**53:
+            assert exact[i] == v
 
 
 @given(st.integers(0, 7), st.lists(st.booleans(), min_size=1, max_size=20))
@@ -141,7 +144,7 @@ def test_s7_bool_arrays_round_trip(bit, bits):
     for i, flag in enumerate(flags):
         byte, shift = divmod(bit + i, 8)
         buf[byte] |= flag << shift
-    values, _ = ByteLayout([(0, addr, 0)]).decode(bytes(buf))
+    values, _, _ = ByteLayout([(0, addr, 0)]).decode(bytes(buf))
     assert values.tolist() == [float(b) for b in bits]
 
 

@@ -21,7 +21,9 @@ F32_123_456 = 123.45600128173828  # 0x42F6E979 exactly
 
 
 def decode_one(text, data):
-    return ByteLayout([(0, parse_s7(text), 0)]).decode(bytes(data))
+    """Values and texts (exact 64-bit integers are checked by their own test)."""
+    values, texts, _ = ByteLayout([(0, parse_s7(text), 0)]).decode(bytes(data))
+    return values, texts
 
 
 @pytest.mark.parametrize(("text", "value", "data", "decoded"), [
@@ -142,7 +144,7 @@ def test_layout_decodes_a_whole_plan_in_one_pass():
     assert layout.nbytes == 26
     buf = bytes.fromhex("42F6E979" "FFFE" "08" "00" "0402" "4F4B0000"
                         "0001" "8000" "405EDD2F1A9FBE77")
-    values, texts = layout.decode(buf)
+    values, texts, _ = layout.decode(buf)
     assert values.tolist() == [F32_123_456, -2.0, 1.0, 0.0, 1.0, -32768.0, 123.456]
     assert texts == {3: "OK"}
     assert layout.decode(np.frombuffer(buf, np.uint8))[0].tolist() == values.tolist()
@@ -171,3 +173,15 @@ def test_layout_checks_its_buffer():
 def test_encoder_refuses_values_that_do_not_fit(text, value, message):
     with pytest.raises(ValueError, match=message):
         encode_s7(parse_s7(text), value)
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("DB1.DBB0:LINT", -(2**63) + 1), ("DB1.DBB0:LINT", 2**53 + 1),
+    ("DB1.DBB0:ULINT", 2**64 - 1), ("DB1.DBB0:LWORD", 2**63 + 5)])
+def test_64_bit_integers_decode_exactly(text, value):
+    addr = parse_s7(text)
+    values, _, exact = ByteLayout([(9, addr, 0)]).decode(encode_s7(addr, value))
+    assert exact == {9: value}
+    assert values.tolist() == [float(value)]
+    _, _, small = ByteLayout([(9, addr, 0)]).decode(encode_s7(addr, 12345))
+    assert small == {}  # only values float64 cannot hold travel exactly

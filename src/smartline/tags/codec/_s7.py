@@ -67,7 +67,8 @@ class ByteLayout:
                 width = addr.element_bytes
                 for e in range(addr.elements):
                     start = first + e * width
-                    gather.add_value(len(slots), addr.dtype, range(start, start + width))
+                    gather.add_value(len(slots), addr.dtype, range(start, start + width),
+                                     slot=slot + e)
                     slots.append(slot + e)
                     text.append(False)
         gather.build()
@@ -77,13 +78,15 @@ class ByteLayout:
         self.text_mask: NDArray[np.bool_] = np.asarray(text, dtype=np.bool_)
 
     def decode(self, buf: NDArray[np.uint8] | bytes | bytearray
-               ) -> tuple[NDArray[np.float64], dict[int, str]]:
-        """Raw values aligned with :attr:`slots`, and texts by slot."""
+               ) -> tuple[NDArray[np.float64], dict[int, str], dict[int, int]]:
+        """Raw values aligned with :attr:`slots`, texts by slot, and by slot the LINT/ULINT
+        values float64 cannot hold (magnitude ≥ 2**53) as exact Python ints."""
         data = as_bytes(buf, self.nbytes, "S7")
         out = np.empty(len(self.slots), dtype=np.float64)
         texts: dict[int, str] = {}
-        self._gather.run(data, out, texts)
-        return out, texts
+        exact: dict[int, int] = {}
+        self._gather.run(data, out, texts, exact)
+        return out, texts, exact
 
 
 def encode_s7(addr: S7Address, value: object) -> bytes:
