@@ -10,6 +10,9 @@ import threading
 import time
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+from numpy.typing import NDArray
+
 __all__ = ["Clock", "MonotonicClock", "VirtualClock"]
 
 
@@ -65,29 +68,35 @@ class VirtualClock:
     """
 
     def __init__(self, start_ns: int = 0, wall_epoch_ns: int = 1_767_225_600_000_000_000) -> None:
-        self._now = start_ns
+        #: the time, in a one-element int64 array so compiled code (the cycle engine's
+        #: loop) reads the same clock that Python code advances
+        self.cell: NDArray[np.int64] = np.array([start_ns], np.int64)
         self._wall_offset = wall_epoch_ns - start_ns
         self._lock = threading.Lock()
 
+    @property
+    def _now(self) -> int:
+        return int(self.cell[0])
+
     def now_ns(self) -> int:
         with self._lock:
-            return self._now
+            return int(self.cell[0])
 
     def wall_ns(self) -> int:
         with self._lock:
-            return self._now + self._wall_offset
+            return int(self.cell[0]) + self._wall_offset
 
     def advance_ns(self, delta_ns: int) -> None:
         """Move time forward by ``delta_ns`` (never backwards)."""
         if delta_ns < 0:
             raise ValueError("a clock cannot go backwards")
         with self._lock:
-            self._now += delta_ns
+            self.cell[0] += delta_ns
 
     def set_ns(self, now_ns: int) -> None:
         """Move time forward to ``now_ns`` (no-op if it is already later)."""
         with self._lock:
-            self._now = max(self._now, now_ns)
+            self.cell[0] = max(self.cell[0], now_ns)
 
     def sleep_until_ns(self, deadline_ns: int) -> None:
         self.set_ns(deadline_ns)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._image import OutputTracker, ProcessImage, Snapshot, TagValue
+from ._image import ProcessImage, Snapshot, TagValue
 from ._io import AuditSink, DeviceReadStats, JsonlAudit, LineIO, ReadGroup
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ __all__ = [
     "IoCounters",
     "JsonlAudit",
     "LineIO",
-    "OutputTracker",
     "OverrunPolicy",
     "ProcessImage",
     "Program",

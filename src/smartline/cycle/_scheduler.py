@@ -1,10 +1,10 @@
-"""Absolute-deadline scheduling: overrun policies, the sleep-then-spin wait and real-time
-thread settings.
+"""Absolute-deadline scheduling: overrun policies and real-time thread settings.
 
 Deadlines are ``t0 + k·period`` (no drift). After a cycle ends, :func:`next_deadline`
-decides where the next one starts according to the task's overrun policy. The tick thread
-waits with :func:`wait_until`: an interruptible sleep to ``spin_ns`` before the deadline,
-then a spin, after lowering its timer slack and, when the OS permits, switching itself to
+decides where the next one starts according to the task's overrun policy (the compiled
+loop's ``after_cycle`` applies the same rule; a test keeps the two equal). The tick thread
+waits in its compiled loop (``clock_nanosleep`` to ``spin_ns`` before the deadline, then a
+spin), after lowering its timer slack and, when the OS permits, switching itself to
 ``SCHED_FIFO`` (:func:`apply_realtime`). Measured on the project's 2-vCPU VMs
 (research/dependencies.md §6): p99 lateness of a 1 ms loop drops from 1–3 ms
 (``asyncio.sleep``) to tens of µs.
@@ -19,7 +19,6 @@ import functools
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ __all__ = [
     "RealtimeStatus",
     "apply_realtime",
     "next_deadline",
-    "wait_until",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,14 +71,19 @@ class RealtimeOptions:
     class alone); ``timer_slack_ns`` is set with ``prctl(PR_SET_TIMERSLACK)`` (``None``
     leaves it); ``spin_ns`` is how long before a deadline the thread stops sleeping and
     spins; ``switch_interval_s`` is the interpreter's GIL switch interval while the engine
-    runs (default 5 ms in CPython, which would let a busy I/O thread delay a tick by up
-    to that much; ``None`` leaves it).
+    runs (default 5 ms in CPython; the compiled tick does not need the GIL, but the I/O
+    loop's reads and writes start sooner with a short one; ``None`` leaves it).
+    ``stop_slice_ns`` bounds how long a task with a long period takes to notice a stop;
+    ``seq_retries`` how often a tick retries an input block a writer holds before it
+    takes those inputs as BAD for the cycle.
     """
 
     priority: int | None = 50
     timer_slack_ns: int | None = 1
     spin_ns: int = 200_000
     switch_interval_s: float | None = 0.0002
+    stop_slice_ns: int = 20_000_000
+    seq_retries: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,24 +142,6 @@ def apply_realtime(opts: RealtimeOptions) -> RealtimeStatus:
         except (OSError, AttributeError) as exc:
             log.debug("SCHED_FIFO not permitted (%s); using the default scheduler", exc)
     return RealtimeStatus(sched, prio, slack)
-
-
-def wait_until(now_ns: Callable[[], int], deadline_ns: int, stop: threading.Event,
-               spin_ns: int) -> bool:
-    """Sleep until ``spin_ns`` before ``deadline_ns``, then spin; False if ``stop`` is set.
-
-    ``now_ns`` must be the real monotonic clock (``time.monotonic_ns``) because the
-    sleep itself is real.
-    """
-    remaining = deadline_ns - now_ns()
-    if remaining > spin_ns:
-        if stop.wait((remaining - spin_ns) / 1e9):
-            return False
-    elif stop.is_set():
-        return False
-    while now_ns() < deadline_ns:
-        pass
-    return True
 
 
 def monotonic_ns() -> int:

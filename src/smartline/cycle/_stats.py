@@ -53,7 +53,7 @@ _PERCENTILES = (50.0, 99.0, 99.9)
 _COUNT, _MIN, _MAX, _SUM = range(4)
 
 
-@njit(cache=True)  # type: ignore[misc]  # keeps the GIL: see _kernels
+@njit(cache=True)  # type: ignore[misc]  # inside the compiled loop (nogil there)
 def _record(counts: NDArray[np.int64], summary: NDArray[np.int64],
             values: NDArray[np.int64], params: NDArray[np.int64]) -> None:  # pragma: no cover
     """Add one value per series (negative = not measured) to the histograms; reset values to -1."""

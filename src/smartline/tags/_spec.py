@@ -164,11 +164,11 @@ class TagSpec:
         if self.scale is None:
             return number if dtype is None else coerce_raw(dtype, number)
         raw = self.scale.to_raw(float(number))
+        if not math.isfinite(raw):  # a finite value whose scaling overflows
+            raise ValueError(f"value {number:g} scales to raw {raw!r}, which is not finite")
         if dtype is None:
             return raw
         if dtype.is_integer:
-            if not math.isfinite(raw):
-                raise ValueError(f"value {number:g} scales to raw {raw!r}, which is not finite")
             raw = round(raw)
         try:
             return coerce_raw(dtype, raw)

@@ -239,16 +239,19 @@ def test_refused_output_is_counted_and_others_still_written(make_engine, bus, ru
     @program(outputs=["out1", "out2"])
     def prog(now_ns, inputs, outputs, state):  # type: ignore[no-untyped-def]
         outputs[0] = 3.0
-        outputs[1] = 99.0  # outside limits [0, 10]
+        outputs[1] = 99.0 + (now_ns >= 20_000_000)  # outside limits [0, 10]; changes once
 
     line, eng = make_engine(TaskSpec("t", 10, program=prog))
     seen: list[object] = []
     eng.on_advance = (lambda now: seen.append(bus(line).get("out1")),)
     with caplog.at_level(logging.WARNING):
-        st = run(eng, cycles=3)
-    assert st["t"].io.writes_refused == 3
-    assert seen[1:] == [3.0, 3.0]
+        st = run(eng, cycles=4)
+    # a refusal is counted (and audited, and alarmed the first time) when the program
+    # produces a value to write: 99 at the first cycle, 100 at the third
+    assert st["t"].io.writes_refused == 2
+    assert seen[1:] == [3.0, 3.0, 3.0]
     assert "outside limits" in caplog.text
+    assert bus(line)["out2"] == 5.0  # never written but its safe value, at stop
 
 
 def test_bad_inputs_are_nan_and_stale_keep_value(make_engine, bus, run) -> None:
@@ -263,7 +266,7 @@ def test_bad_inputs_are_nan_and_stale_keep_value(make_engine, bus, run) -> None:
     bus(line)["a"] = "garbage"  # a text where a number belongs: BAD (decode error)
     run(eng, cycles=2)
     assert all(np.isnan(g) for g in got)
-    assert eng.tasks["t"]._snapshot.quality[0] == Quality.BAD  # type: ignore[union-attr]
+    assert eng.tasks["t"].input_quality[0] == Quality.BAD
 
 
 def test_program_state_persists_and_is_fresh_per_engine(make_engine, run) -> None:

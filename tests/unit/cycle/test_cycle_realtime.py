@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from smartline.core import CycleOverrunError, MonotonicClock, Quality, ReadResult, Reason
-from smartline.cycle import ProcessImage, Snapshot, TaskSpec, _kernels, program
+from smartline.cycle import ProcessImage, Snapshot, TaskSpec, program
 from smartline.tags import TagSpec, parse_address
 
 MS = 1_000_000
@@ -68,7 +68,7 @@ def test_slow_device_goes_stale_without_stalling_the_task(make_engine, bus, run)
 
     @program(inputs=["a", "far"], outputs=["out1"], jit=False)
     def prog(now_ns, inputs, outputs, state):  # type: ignore[no-untyped-def]
-        qualities.append(int(eng.tasks["t"]._snapshot.quality[1]))  # type: ignore[union-attr]
+        qualities.append(int(eng.tasks["t"].input_quality[1]))
         outputs[0] = 1.0
 
     line, eng = make_engine(TaskSpec("t", 10, program=prog, io_deadline_ms=4),
@@ -153,9 +153,7 @@ def test_image_copies_are_consistent_under_concurrent_ingest() -> None:
     try:
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline:
-            with image.lock:
-                _kernels.gather_inputs(image.value, image.quality, slots, snap.value,
-                                       snap.quality)
+            assert snap.refresh(image) == 0  # what the compiled tick does: the seqlock
             if not np.all(snap.value == snap.value[0]):
                 torn += 1
             distinct.add(float(snap.value[0]))
@@ -174,12 +172,14 @@ def test_inputs_acquired_by_another_task_are_not_read_again(make_engine) -> None
     _, eng = make_engine(TaskSpec("control", 10, program=prog),
                          TaskSpec("monitor", 500, tags=("b",)))
     eng.prepare()
-    (r,) = eng.tasks["control"]._reads
+    (r,) = eng.tasks["control"].reads
     assert [p.tag for p in r.group.plans["plc"].points] == ["a"]
-    assert [p.tag for p in eng.tasks["monitor"]._reads[0].group.plans["plc"].points] == ["b"]
+    assert [p.tag for p in eng.tasks["monitor"].reads[0].group.plans["plc"].points] == ["b"]
     assert eng.tasks["control"].read_requests == 1
 
 
 def test_quality_reason_codes_match_the_kernel() -> None:
-    assert Quality.BAD == _kernels._BAD
+    from smartline.cycle import _rt
+
+    assert Quality.BAD == _rt._BAD
     assert Reason.DEADLINE.label == "deadline"

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from smartline.cycle import OverrunPolicy, RealtimeOptions, Watchdog
-from smartline.cycle._scheduler import apply_realtime, next_deadline, wait_until
+from smartline.cycle._scheduler import apply_realtime, next_deadline
 from smartline.cycle._watchdog import WatchdogMonitor
 
 P = 10
+
+
+def test_the_compiled_loop_follows_next_deadline() -> None:
+    """The compiled loop's after_cycle applies the policies exactly as next_deadline says."""
+    import numpy as np
+
+    from smartline.cycle import _loop
+
+    codes = {OverrunPolicy.SKIP: _loop.POLICY_SKIP, OverrunPolicy.CATCH_UP: _loop.POLICY_CATCH_UP}
+    for policy, code in codes.items():
+        for end in (0, P - 1, P, P + 1, 2 * P, 2 * P + 1, 5 * P + 3):
+            ctl = np.zeros(_loop.CTL_LEN, np.int64)
+            nxt = _loop.after_cycle(ctl, 0, P, 0, end, code, 0, 1)
+            expected, skipped, overrun = next_deadline(policy, 0, P, end)
+            assert (nxt, int(ctl[_loop.C_SKIPPED]), bool(ctl[_loop.C_OVERRUNS])) == (
+                expected, skipped, overrun)
 
 
 @pytest.mark.parametrize(("policy", "end", "expected"), [
@@ -26,19 +41,6 @@ P = 10
 def test_next_deadline(policy: OverrunPolicy, end: int,
                        expected: tuple[int, int, bool]) -> None:
     assert next_deadline(policy, 0, P, end) == expected
-
-
-def test_wait_until_returns_false_when_stopped_and_true_on_time() -> None:
-    stop = threading.Event()
-    now = time.monotonic_ns
-    t0 = now()
-    assert wait_until(now, t0 + 5_000_000, stop, 200_000)
-    assert now() >= t0 + 5_000_000
-    threading.Timer(0.01, stop.set).start()
-    t1 = now()
-    assert not wait_until(now, t1 + 5_000_000_000, stop, 200_000)
-    assert now() - t1 < 2_000_000_000
-    assert not wait_until(now, now() - 1, stop, 200_000)  # stopped wins over "already due"
 
 
 def test_apply_realtime_falls_back_quietly() -> None:

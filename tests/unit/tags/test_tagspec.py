@@ -246,3 +246,13 @@ class TestValidate:
     def test_every_problem_is_reported(self):
         t = tag("ir:0:uint16", access=Access.RW, limits=(100, 0), deadband=-2.0)
         assert len(t.validate()) == 3
+
+
+def test_a_finite_value_whose_scaling_overflows_is_refused():
+    # found by the property test of the compiled output check: 1.8e307 / 0.1 is inf, which
+    # a float32 (or untyped) tag would otherwise have taken as a raw value
+    for address in ("x:float32", "x:float64"):
+        t = TagSpec("x", "d", parse_address("memory", address), access=Access.RW,
+                    scale=Scale(gain=0.1))
+        with pytest.raises(WriteRefusedError, match="not finite"):
+            t.check_write(1.797693134862316e307)
