@@ -147,7 +147,7 @@ def run_line(path: str | os.PathLike[str], *, cycles: int | None = None,
     try:
         config = load_line(path, profile_paths=profile_paths)
         line, engine = build_engine(config, clock=clock)
-        engine.prepare()
+        _prepare_saying_so(engine)
     except (ConfigError, DriverNotAvailableError) as exc:
         _error(str(exc))
         return EXIT_BAD_INPUT
@@ -215,7 +215,8 @@ async def _demo(*, cycles: int | None, stats_path: Path | None, live: bool,
     try:
         try:
             line, engine = build_engine(config)
-            await asyncio.gather(asyncio.to_thread(engine.prepare), _await_sim(sim, len(urls)))
+            await asyncio.gather(asyncio.to_thread(_prepare_saying_so, engine),
+                                 _await_sim(sim, len(urls)))
         except TimeoutError:
             _error(f"the demo simulator did not start within {_SIM_START_S:g} s")
             return EXIT_FAILURE
@@ -285,6 +286,26 @@ def _error(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _prepare_saying_so(engine: Engine) -> None:
+    """Bind and compile the tasks, saying on stderr what is compiled and how long it took
+    (a task's cycle loop is compiled once per program, then loaded from numba's cache)."""
+    import time
+
+    _error(f"smartline: preparing {len(engine.tasks)} task(s): compiling their cycle loops "
+           "(or loading them from the cache)")
+    t0 = time.perf_counter()
+    engine.prepare()
+    for name, task in engine.tasks.items():
+        cycle = task.cycle
+        if cycle is None:
+            continue
+        how = ("shared with another task" if cycle.reused else
+               "loaded from the cache" if cycle.cache_hit else "compiled")
+        _error(f"smartline: task {name}: cycle loop {how} in {cycle.compile_s:.2f} s "
+               f"({task.mode})")
+    _error(f"smartline: ready in {time.perf_counter() - t0:.2f} s")
+
+
 def _us(ns: int) -> str:
     if ns >= 10_000_000:
         return f"{ns / 1e6:.1f} ms"
@@ -310,7 +331,9 @@ def render_stats(stats: EngineStats) -> RenderableType:
     for name, ts in stats.tasks.items():
         c, lat = ts.timing["cycle"], ts.timing["lateness"]
         state = "watchdog" if ts.watchdog_tripped else ts.state
-        t.add_row(f"{name}\n{ts.period_ns / 1e6:g} ms",
+        mode = ts.realtime.get("loop", {})
+        shown = mode.get("mode", "") if isinstance(mode, dict) else ""
+        t.add_row(f"{name}\n{ts.period_ns / 1e6:g} ms {shown}",
                   Text(state, style="bold red" if ts.state == "faulted" else ""),
                   str(ts.cycles), f"{ts.overruns}/{ts.skipped}",
                   _triple(c.p50_ns, c.p99_ns, c.max_ns), _triple(lat.p50_ns, lat.p99_ns,

@@ -158,10 +158,12 @@ class CompiledCycle:
                      self.raw)
         self._rules = rules.arrays()
         self._rec = (recorder.counts, recorder.summary, recorder.values, recorder._params)
+        self._pointer: object = None
         self._step: Callable[..., int] | None = None
         self._run: Callable[..., int] | None = None
         self.compile_s = 0.0
         self.cache_hit = False
+        self.reused = False  # the same loop was compiled for another task of this process
 
     # -- compiling ---------------------------------------------------------------------
     def _fn(self) -> Any:
@@ -196,6 +198,8 @@ class CompiledCycle:
                     types.boolean, *tail)
         run_sig = (ftype, typeof(self.state), *(types.int64,) * 8, *common, *tail)
         hits = _hits()
+        self.reused = (step_sig in _loop.cycle_once.overloads
+                       and run_sig in _loop.run_loop.overloads)
         try:
             _loop.cycle_once.compile(step_sig)
             _loop.run_loop.compile(run_sig)
@@ -206,7 +210,10 @@ class CompiledCycle:
         # program argument as a dispatcher and compile (uncached) once more
         self._step = getattr(_loop.cycle_once.overloads[step_sig], "entry_point")  # noqa: B009
         self._run = getattr(_loop.run_loop.overloads[run_sig], "entry_point")  # noqa: B009
-        self.cache_hit = _hits() > hits
+        # the program as a function pointer resolved once: handing numba the dispatcher
+        # would look its compiled address up again on every call
+        self._pointer = _function_pointer(fn, ftype)
+        self.cache_hit = self.reused or _hits() > hits
         self.compile_s = time.perf_counter() - t0
         return self.cache_hit
 
@@ -219,7 +226,7 @@ class CompiledCycle:
                                     policy=policy, wd_time=wd_time, wd_sens=wd_sens,
                                     budget=budget)
         assert self._run is not None, "compile() first"
-        return int(self._run(self._fn(), self.state, t0, period, spin, slice_ns, policy,
+        return int(self._run(self._pointer, self.state, t0, period, spin, slice_ns, policy,
                              wd_time, wd_sens, budget, self.ctl, self.vclock, self._inp,
                              self._out, self._rules, self._rec, self.ring.arrays, self.efd))
 
@@ -256,7 +263,7 @@ class CompiledCycle:
         if not self.jitted:
             return self._python_cycle(deadline, k, virtual=True)
         assert self._step is not None, "compile() first"
-        return int(self._step(self._fn(), self.state, deadline, k, self.ctl, vclock, True,
+        return int(self._step(self._pointer, self.state, deadline, k, self.ctl, vclock, True,
                               self._inp, self._out, self._rules, self._rec, self.ring.arrays,
                               self.efd))
 
@@ -274,6 +281,38 @@ class CompiledCycle:
     @property
     def cycle_start_ns(self) -> int:
         return int(self.ctl[_loop.C_CYCLE_START])
+
+
+def _function_pointer(dispatcher: Any, ftype: Any) -> Any:
+    """The compiled program as a first-class function value that numba unboxes cheaply.
+
+    Unboxing a dispatcher into a ``FunctionType`` argument looks up its compiled overload
+    twice (the C wrapper's address and the native one's) on every call — tens of µs per
+    virtual-time cycle. This object answers both questions from addresses resolved once:
+    ``__wrapper_address__`` (numba's wrapper-address protocol) and, because numba only asks
+    dispatchers for the native address, a dispatcher subclass whose ``get_compile_result``
+    returns them. Calls then go through the native address, so exceptions the program
+    raises propagate as they do through the dispatcher.
+    """
+    from types import SimpleNamespace
+
+    from numba.core.dispatcher import Dispatcher
+    from numba.experimental.function_type import _get_jit_address, _get_wrapper_address
+
+    sig = ftype.signature
+    wrapper = int(_get_wrapper_address(dispatcher, sig))  # type: ignore[no-untyped-call]
+    native = int(_get_jit_address(dispatcher, sig))  # type: ignore[no-untyped-call]
+    result = SimpleNamespace(fndesc=SimpleNamespace(llvm_func_name="program"),
+                             library=SimpleNamespace(get_pointer_to_function=lambda _: native))
+
+    class FunctionPointer(Dispatcher):  # type: ignore[misc]  # no state: only two addresses
+        def __wrapper_address__(self) -> int:
+            return wrapper
+
+        def get_compile_result(self, sig: object) -> Any:  # type: ignore[override]
+            return result
+
+    return FunctionPointer.__new__(FunctionPointer)  # Dispatcher.__init__ is not wanted
 
 
 def _hits() -> int:
