@@ -7,6 +7,8 @@ from ._clock import Clock, MonotonicClock, VirtualClock
 from ._driver import (
     EXACT_LIMIT,
     Address,
+    BrowsedPoint,
+    BrowseResult,
     DeviceDemotedError,
     DeviceHealth,
     DeviceSpec,
@@ -67,6 +69,8 @@ __all__ = [
     "SERIAL_PARAMS",
     "Address",
     "AddressGrammar",
+    "BrowseResult",
+    "BrowsedPoint",
     "Clock",
     "ClosedError",
     "CommunicationError",

@@ -55,6 +55,8 @@ from ._url import ConnectionUrl
 __all__ = [
     "EXACT_LIMIT",
     "Address",
+    "BrowseResult",
+    "BrowsedPoint",
     "DeviceDemotedError",
     "DeviceHealth",
     "DeviceSpec",
@@ -87,6 +89,7 @@ EXACT_LIMIT = 2 ** 53
 
 #: public methods of DriverBase that subclasses must not override (they fill hooks instead)
 _FINAL = ("connect", "plan", "read", "write", "close", "subscribe", "unsubscribe", "pushes",
+          "browse",
           "stats", "run_blocking", "renegotiated", "connection_lost", "__aenter__",
           "__aexit__")
 
@@ -298,6 +301,27 @@ class ResultBuilder:
             source[m] if source is not None else None,
             MappingProxyType({s: t for s, t in self.texts.items() if s in keep}),
             MappingProxyType({s: v for s, v in self.exact.items() if s in keep}), requests)
+
+
+@dataclass(frozen=True, slots=True)
+class BrowsedPoint:
+    """One point a device offers, as ``smartline browse`` lists it: a tag ready to paste."""
+
+    name: str  # a suggested tag name (dotted, valid in a line file)
+    address: str  # in the family's grammar
+    access: str = "r"  # "r", "rw" or "w"
+    type: str = ""  # the value type, as the device reports it
+    unit: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BrowseResult:
+    """What a device offers: its identity (vendor, model, firmware …) and its points."""
+
+    identity: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    points: tuple[BrowsedPoint, ...] = ()
+    notes: tuple[str, ...] = ()  # what could not be browsed, and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,6 +607,12 @@ class DriverBase(ABC, Generic[C, O]):
         """Counters of the driver's own, merged into :meth:`stats`."""
         return {}
 
+    async def _browse(self, depth: int) -> BrowseResult:
+        """What the device offers (``smartline browse``): identity and points, ``depth``
+        levels deep where the device is a tree. Raise ``NotImplementedError`` if the
+        protocol cannot tell."""
+        raise NotImplementedError(f"{type(self).__name__} cannot browse its device")
+
     # -- public contract -----------------------------------------------------------------
     @property
     def closed(self) -> bool:
@@ -642,6 +672,17 @@ class DriverBase(ABC, Generic[C, O]):
             raise
         async with self._turn():
             await self._guarded("write", self._write_prepared, (items, prepared))
+
+    async def browse(self, depth: int = 3) -> BrowseResult:
+        """What the device offers, for ``smartline browse`` (connects first if needed).
+
+        Runs under the device's turn, lock and a timeout of ten times the device's timeout
+        (a browse may take many requests); failures are wrapped like a read's.
+        """
+        self._check_open()
+        async with self._turn():
+            return await self._guarded("browse", self._browse, depth,
+                                       timeout_s=self.spec.timeout_s * 10)
 
     def pushes(self, point: Point) -> bool:
         """Whether the device pushes ``point``'s values (the line subscribes, not polls)."""
@@ -877,7 +918,8 @@ class DriverBase(ABC, Generic[C, O]):
         h.connects += 1
         log.info("%s: connected to %s", self.spec.name, self.spec.url)
 
-    async def _guarded(self, what: str, call: Callable[[A], Awaitable[T]], arg: A) -> T:
+    async def _guarded(self, what: str, call: Callable[[A], Awaitable[T]], arg: A,
+                       timeout_s: float | None = None) -> T:
         self._check_open()
         async with self._lock:
             self._check_open()
@@ -890,7 +932,7 @@ class DriverBase(ABC, Generic[C, O]):
                     await self._connect_locked(force=False)
                 self._wire_log.debug("%s", what)
                 try:
-                    async with asyncio.timeout(self.spec.timeout_s):
+                    async with asyncio.timeout(timeout_s or self.spec.timeout_s):
                         result = await call(arg)
                 except asyncio.CancelledError:
                     # the request may be half-sent or its answer still in flight: start afresh
