@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -250,6 +250,118 @@ def demo(cycles: int | None, stats_path: Path | None, live: bool | None) -> None
 
     sys.exit(run_demo(cycles=cycles, stats_path=stats_path,
                       live=sys.stdout.isatty() if live is None else live))
+
+
+@cli.command()
+@click.argument("url")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON (url, identity, points, notes) instead of YAML.")
+@click.option("--depth", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Levels to descend where the device is a tree (OPC UA).")
+@click.option("--timeout-ms", type=click.FloatRange(min=0, min_open=True), default=2000.0,
+              show_default=True, help="Timeout of one request; the whole browse gets ten.")
+@click.option("--max-requests", type=click.IntRange(min=1), default=None,
+              help="At most N requests for devices that are probed (Modbus; default 300).")
+def browse(url: str, as_json: bool, depth: int, timeout_ms: float,
+           max_requests: int | None) -> None:
+    """What the device at URL offers, as a line file to paste from (or --json).
+
+    OPC UA: the node tree; S7: the CPU's identity and blocks; Modbus: device identification
+    (FC 43) and the register ranges that answer. Exits 2 for a bad URL, an unknown scheme
+    or a missing extra, 1 when the device does not answer.
+    """
+    from .browse import BrowseUnsupportedError, browse_url, render_json, render_yaml
+
+    try:
+        result = asyncio.run(browse_url(url, depth=depth, timeout_s=timeout_ms / 1e3,
+                                        max_requests=max_requests))
+    except ConfigError as exc:
+        _fail("; ".join(i.message for i in exc.issues) or str(exc), EXIT_BAD_INPUT)
+    except (DriverNotAvailableError, BrowseUnsupportedError) as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except SmartlineError as exc:
+        _fail(f"browse {url} failed: {exc}", EXIT_FAILURE)
+    if as_json:
+        click.echo(json.dumps(render_json(url, result), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_yaml(url, result), nl=False)
+
+
+@cli.group()
+def certs() -> None:
+    """Application certificate and trust list (OPC UA security)."""
+
+
+def _certs_module() -> Any:
+    try:
+        from .drivers.opcua import certs as module
+    except ImportError as exc:
+        _fail(f"certificates need the OPC UA extra ({exc.name or exc}): install it with "
+              "pip install 'smartline[opcua]'", EXIT_BAD_INPUT)
+    return module
+
+
+@certs.command("create")
+@click.option("--cert", "cert_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Certificate file to write (DER). Default: PKI/own/cert.der.")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Private key file to write (PEM). Default: PKI/own/key.pem.")
+@click.option("--uri", default=None,
+              help="ApplicationUri in the certificate. Default: urn:smartline:<hostname>.")
+@click.option("--name", "common_name", default="smartline", show_default=True,
+              help="Common name (CN) of the subject.")
+@click.option("--host", "hosts", multiple=True,
+              help="DNS name or IP address for subjectAltName (repeatable). "
+                   "Default: this host's name.")
+@click.option("--days", type=click.IntRange(min=1), default=730, show_default=True,
+              help="Validity in days.")
+@click.option("--force", is_flag=True, help="Overwrite an existing certificate or key.")
+def certs_create(  # noqa: PLR0917 (click passes one parameter per option)
+        cert_path: Path | None, key_path: Path | None, uri: str | None, common_name: str,
+        hosts: tuple[str, ...], days: int, force: bool) -> None:
+    """Make a self-signed application instance certificate and its private key.
+
+    PKI is $SMARTLINE_STATE_DIR/pki (default ~/.local/state/smartline/pki). Servers must
+    trust the certificate before they accept a secure session from smartline.
+    """
+    import socket
+
+    module = _certs_module()
+    pki = Path(module.default_pki_dir())
+    cert = cert_path or pki / "own" / "cert.der"
+    key = key_path or pki / "own" / "key.pem"
+    existing = [str(p) for p in (cert, key) if p.exists()]
+    if existing and not force:
+        _fail(f"{' and '.join(existing)} already exist(s): give --force to replace "
+              "(peers that trust the old certificate will refuse the new one)", EXIT_BAD_INPUT)
+    application_uri = uri or str(module.default_application_uri())
+    try:
+        module.create_certificate(cert, key, application_uri=application_uri,
+                                  common_name=common_name,
+                                  hostnames=hosts or (socket.gethostname(),), days=days)
+    except ValueError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except OSError as exc:
+        _fail(f"cannot write {exc.filename or cert}: {exc.strerror or exc}", EXIT_FAILURE)
+    click.echo(f"wrote certificate {cert} and key {key} (application URI "
+               f"{application_uri})", err=True)
+
+
+@certs.command("trust")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dir", "trust_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Trust list folder. Default: PKI/trusted.")
+def certs_trust(file: Path, trust_dir: Path | None) -> None:
+    """Add a peer's certificate (DER or PEM) to the trust list; prints where it went."""
+    module = _certs_module()
+    target_dir = trust_dir or Path(module.default_pki_dir()) / "trusted"
+    try:
+        target = module.trust_certificate(file, target_dir)
+    except ValueError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except OSError as exc:
+        _fail(f"cannot trust {file}: {exc.strerror or exc}", EXIT_FAILURE)
+    click.echo(str(target))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

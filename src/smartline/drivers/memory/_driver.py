@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...core import (
+    BrowsedPoint,
+    BrowseResult,
     Clock,
     ConnectError,
     DeviceSpec,
@@ -260,6 +262,40 @@ class MemoryDriver(DriverBase[_MemoryPlan, MemoryOptions]):
 
     def _stats(self) -> dict[str, object]:
         return {"bus_requests": self.bus.requests, "bus_users": len(self.bus.users)}
+
+    async def _browse(self, depth: int) -> BrowseResult:
+        """The bus's values as points: ``name`` for numbers, ``name:float64[n]`` for lists,
+        ``name:string<N>`` for text (N: the longest seen, in bytes, rounded up to 8)."""
+        await self.bus.exchange()
+        bus = self.spec.url.host or "default"
+        identity: dict[str, object] = {"bus": bus, "persisted": self.bus.path is not None}
+        if self.bus.path is not None:
+            identity["file"] = str(self.bus.path)
+        points: list[BrowsedPoint] = []
+        skipped: list[str] = []
+        for name in sorted(self.bus.values):
+            value = self.bus.values[name]
+            if isinstance(value, str):
+                size = max(8, -(-len(value.encode()) // 8) * 8)
+                kind = f"string<{size}>"
+                address = f"{name}:{kind}"
+            elif isinstance(value, list) and value:
+                kind = f"float64[{len(value)}]"
+                address = f"{name}:{kind}"
+            elif isinstance(value, bool | int | float):
+                kind, address = "float64", name
+            else:
+                skipped.append(name)
+                continue
+            points.append(BrowsedPoint(name=name, address=address, access="rw", type=kind))
+        notes: list[str] = []
+        if not points:
+            notes.append(f"memory://{bus} holds no values" + (
+                "" if self.bus.path is not None else
+                " (without ?persist=1 a memory device lives only in one process)"))
+        if skipped:
+            notes.append(f"values that fit no address left out: {', '.join(skipped)}")
+        return BrowseResult(identity=identity, points=tuple(points), notes=tuple(notes))
 
     # -- helpers -------------------------------------------------------------------------
     def _subscriptions(self) -> list[Subscription]:

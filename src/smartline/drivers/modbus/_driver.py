@@ -9,6 +9,7 @@ plan in one vectorised pass, splits around holes the device reports, and coalesc
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import random
@@ -20,6 +21,8 @@ from numpy.typing import NDArray
 from pymodbus.pdu import ModbusPDU
 
 from ...core import (
+    BrowsedPoint,
+    BrowseResult,
     Clock,
     ConfigError,
     ConfigIssue,
@@ -227,6 +230,10 @@ class ModbusDriver(DriverBase[ModbusReadPlan, ModbusOptions]):
     options_type: ClassVar[type[ModbusOptions]] = ModbusOptions
     kind: ClassVar[str] = ""
     scheme: ClassVar[str] = ""
+    #: ``smartline browse``: at most this many requests (identification and probes) …
+    browse_max_requests: int = 300
+    #: … probing addresses 0 .. browse_span - 1 of every area
+    browse_span: int = 10_000
 
     def __init__(self, spec: DeviceSpec, *, clock: Clock | None = None,
                  rng: random.Random | None = None, links: LinkPool | None = None) -> None:
@@ -302,6 +309,25 @@ class ModbusDriver(DriverBase[ModbusReadPlan, ModbusOptions]):
             "exceptions": dict(self._exceptions),
             "bad_frames": self.link.frames_bad,
         }
+
+    async def _browse(self, depth: int) -> BrowseResult:
+        """Device identification (FC 43 / MEI 14) and the register ranges that answer.
+
+        See :class:`_Prober` for how ranges are probed within :attr:`browse_max_requests`
+        requests; each answering range becomes one point (``hr_0_99`` →
+        ``hr:0:uint16[100]``). ``depth`` does not apply (Modbus is flat).
+        """
+        await self._rejoin()
+        loop = asyncio.get_running_loop()
+        # stay inside browse()'s own deadline (ten device timeouts), with a margin
+        deadline = loop.time() + max(self.spec.timeout_s, 8 * self.spec.timeout_s)
+        prober = _Prober(self, max(1, self.browse_max_requests), deadline)
+        identity: dict[str, object] = {"protocol": f"Modbus ({self.scheme})", "unit": self.unit}
+        identity.update(await prober.identify())
+        ranges = await prober.probe(max(1, self.browse_span))
+        points = [_range_point(area, start, end) for area, start, end in ranges]
+        notes = [*prober.notes, f"{prober.sent} request(s) sent"]
+        return BrowseResult(identity=identity, points=tuple(points), notes=tuple(notes))
 
     def _refine(self, err: SmartlineError, what: str) -> SmartlineError:
         """A timeout with bytes but no valid frame on the wire is a protocol error."""
@@ -676,6 +702,265 @@ class _PlanRead:
                     self._hole(req.area, start, end, half)
                     self._fail(half, exc)
         return clean
+
+
+#: FC 43 / MEI 14 object ids → names (Modbus Application Protocol v1.1b3, §6.21)
+IDENTIFICATION_NAMES: Mapping[int, str] = {
+    0x00: "VendorName", 0x01: "ProductCode", 0x02: "MajorMinorRevision", 0x03: "VendorUrl",
+    0x04: "ProductName", 0x05: "ModelName", 0x06: "UserApplicationName",
+}
+_AREA_WORDS = {"hr": "holding registers", "ir": "input registers", "co": "coils",
+               "di": "discrete inputs"}
+
+
+class _RefusedError(Exception):
+    """A probe answered an exception (``code``)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class _StopProbingError(Exception):
+    """Probing ends here (budget, time or a silent device); the message says why."""
+
+
+class _Prober:
+    """``smartline browse`` for Modbus: identification, then which addresses answer.
+
+    Per area (hr, ir, co, di) it walks up from address 0: a full-size read that answers
+    is an answering range; one refused with exception 2 is bisected to the longest prefix
+    that answers; past a refused address it tries single addresses at growing steps (1, 2,
+    4 …) and bisects back to where answers start again. So a map costs a few requests per
+    block plus one per max-size chunk, an empty area about log2(span) — but a small island
+    inside a large gap may be stepped over. Exception 1 skips the area; exception 3 to a
+    full-size read halves the request size. Every request counts against ``budget``; what
+    was not probed is said in :attr:`notes`.
+    """
+
+    def __init__(self, driver: ModbusDriver, budget: int, deadline: float) -> None:
+        self.d = driver
+        self.budget = budget
+        self.deadline = deadline
+        self.sent = 0
+        self.answered = False  # anything at all came back (a silent device fails browse)
+        self.at = 0  # where probing of the current area is
+        self.notes: list[str] = []
+
+    async def _call(self, fc: int, send: Callable[[Any], Awaitable[ModbusPDU]], *,
+                    check_unit: int | None = None) -> ModbusPDU:
+        if self.sent >= self.budget:
+            raise _StopProbingError(f"stopped after {self.sent} requests (--max-requests)")
+        if asyncio.get_running_loop().time() + self.d.spec.timeout_s > self.deadline:
+            raise _StopProbingError(f"stopped after {self.sent} requests: out of time")
+        self.sent += 1
+        self.d.health.requests += 1
+        try:
+            async with asyncio.timeout(self.d.spec.timeout_s):
+                pdu = await self.d.link.call(
+                    self.d.unit if check_unit is None else check_unit, fc, send)
+        except TimeoutError:
+            # start afresh: a late answer must not be taken for the next request's
+            await self.d.link.release(self.d.spec.name, broken=True)
+            await self.d.link.open(self.d.spec.name)
+            if not self.answered:
+                raise DeviceTimeoutError(
+                    f"no answer from unit {self.d.unit} within {self.d.spec.timeout_s:g} s",
+                    device=self.d.spec.name) from None
+            raise _StopProbingError(f"stopped after {self.sent} requests: a request got no answer "
+                        f"within {self.d.spec.timeout_s:g} s") from None
+        self.answered = True
+        if pdu.isError():
+            code = int(getattr(pdu, "exception_code", 0))
+            if code in _GATEWAY_CODES:
+                raise exception_error(code, "browse", self.d.spec.name)
+            raise _RefusedError(code)
+        return pdu
+
+    # -- identification -------------------------------------------------------------------
+    async def identify(self) -> dict[str, object]:
+        """FC 43 / MEI 14, regular stream (basic + regular objects), following MoreFollows;
+        a device that refuses the regular stream is asked for the basic one."""
+        found: dict[str, object] = {}
+        for read_code in (2, 1):
+            try:
+                found = await self._stream(read_code)
+            except _RefusedError as exc:
+                if exc.code == 3 and read_code == 2:
+                    continue  # basic identification only
+                name = EXCEPTION_NAMES.get(exc.code, "unknown exception")
+                self.notes.append(f"no device identification: FC 43 answered exception "
+                                  f"{exc.code} ({name})")
+            except _StopProbingError as exc:
+                self.notes.append(f"no device identification: {exc}")
+            except DeviceTimeoutError as exc:  # some devices ignore unknown function codes
+                self.notes.append(f"no device identification: FC 43 got {exc.message}")
+            break
+        return found
+
+    async def _stream(self, read_code: int) -> dict[str, object]:
+        unit = self.d.unit
+        objects: dict[int, bytes] = {}
+        object_id = 0
+        for _ in range(16):  # a device that keeps saying "more" is not followed forever
+            def send(c: Any, oid: int = object_id) -> Awaitable[ModbusPDU]:
+                return c.read_device_information(  # type: ignore[no-any-return]
+                    read_code=read_code, object_id=oid, device_id=unit)
+
+            # the link's RTU frame check knows the sizes of read and write answers only: a
+            # unit it cannot match turns it off for FC 43 (pymodbus checks the CRC itself)
+            pdu = await self._call(43, send, check_unit=-1)
+            info = getattr(pdu, "information", {}) or {}
+            for oid, value in info.items():
+                first = value[0] if isinstance(value, list) else value
+                objects.setdefault(int(oid), bytes(first))
+            nxt = int(getattr(pdu, "next_object_id", 0))
+            if int(getattr(pdu, "more_follows", 0)) != 0xFF or nxt <= object_id:
+                break
+            object_id = nxt
+        return {IDENTIFICATION_NAMES.get(oid, f"object_0x{oid:02x}"):
+                data.decode("utf-8", "replace").strip("\x00 ")
+                for oid, data in sorted(objects.items())}
+
+    # -- ranges ---------------------------------------------------------------------------
+    async def probe(self, span: int) -> list[tuple[str, int, int]]:
+        """The answering ranges ``(area, start, end)`` of every area within ``span``."""
+        found: list[tuple[str, int, int]] = []
+        areas = ("hr", "ir", "co", "di")
+        for i, area in enumerate(areas):
+            self.at = 0
+            try:
+                await self._area(area, span, found)
+            except _StopProbingError as exc:
+                rest = ", ".join(areas[i + 1:])
+                self.notes.append(f"{exc}: {area} not probed from {self.at} on"
+                                  f"{'; ' + rest + ' not probed' if rest else ''}")
+                break
+            except _RefusedError as exc:
+                name = EXCEPTION_NAMES.get(exc.code, "unknown exception")
+                self.notes.append(f"{_AREA_WORDS[area]} ({area}): probing stopped at "
+                                  f"{self.at}: exception {exc.code} ({name})")
+        return found
+
+    async def _read(self, area: str, start: int, count: int) -> None:
+        fc = READ_FC[area]
+        method = _READ_METHODS[fc]
+        unit = self.d.unit
+
+        def send(c: Any) -> Awaitable[ModbusPDU]:
+            return getattr(c, method)(start, count=count, device_id=unit)  # type: ignore[no-any-return]
+
+        await self._call(fc, send)
+
+    async def _answers(self, area: str, start: int, count: int) -> bool:
+        """Whether reading ``count`` from ``start`` answers; exception 2 (or 3) → False."""
+        try:
+            await self._read(area, start, count)
+        except _RefusedError as exc:
+            if exc.code in (2, 3):
+                return False
+            raise
+        return True
+
+    async def _area(self, area: str, span: int, found: list[tuple[str, int, int]]) -> None:
+        size = self.d.limits.max_bits if area in ("co", "di") else self.d.limits.max_registers
+        pos = 0
+        run_start: int | None = None  # an answering run still growing
+        try:
+            while pos < span:
+                n = min(size, span - pos)
+                try:
+                    await self._read(area, pos, n)
+                except _RefusedError as exc:
+                    if exc.code == 1:
+                        self.notes.append(f"{_AREA_WORDS[area]} ({area}): not supported "
+                                          "(exception 1, illegal function)")
+                        return
+                    if exc.code == 3 and n > 1 and n == size:
+                        size = max(1, size // 2)  # the device takes smaller requests
+                        continue
+                    if exc.code not in (2, 3):
+                        name = EXCEPTION_NAMES.get(exc.code, "unknown exception")
+                        self.notes.append(f"{_AREA_WORDS[area]} ({area}): probing stopped "
+                                          f"at {pos}: exception {exc.code} ({name})")
+                        return
+                    k = await self._prefix(area, pos, n)
+                    if k:
+                        run_start = pos if run_start is None else run_start
+                        pos += k
+                    if run_start is not None:
+                        found.append((area, run_start, pos))
+                        run_start = None
+                    self.at = pos
+                    pos = self.at = await self._next_answer(area, pos + 1, span)
+                    continue
+                run_start = pos if run_start is None else run_start
+                pos = self.at = pos + n
+        finally:
+            if run_start is not None:
+                found.append((area, run_start, pos))
+        if size < (self.d.limits.max_bits if area in ("co", "di") else
+                   self.d.limits.max_registers):
+            self.notes.append(f"{_AREA_WORDS[area]} ({area}): the device refuses requests "
+                              f"of more than {size} (exception 3): set max_"
+                              f"{'bits' if area in ('co', 'di') else 'registers'}: {size}")
+
+    async def _prefix(self, area: str, start: int, n: int) -> int:
+        """How many addresses from ``start`` answer, given that ``n`` of them do not."""
+        if not await self._answers(area, start, 1):
+            return 0  # the common case in a gap: one request, not log2(n)
+        lo, hi = 1, n
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if await self._answers(area, start, mid):
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    async def _next_answer(self, area: str, pos: int, span: int) -> int:
+        """The next address at or after ``pos`` (``pos - 1`` refused) that answers, found
+        at growing steps (and at round addresses, where maps tend to start: multiples of
+        100 below 1000, of 1000 above) and bisected back; ``span`` when none does."""
+        refused = pos - 1
+        growing, step = pos, 1  # the growing-step sequence: pos, pos+1, pos+3, pos+7 …
+        while True:
+            while growing <= refused:
+                growing, step = growing + step, step * 2
+            probe = min(growing, _round_after(refused))
+            if probe >= span:
+                return span
+            if await self._answers(area, probe, 1):
+                lo, hi = refused, probe  # lo refused, hi answers
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    if await self._answers(area, mid, 1):
+                        hi = mid
+                    else:
+                        lo = mid
+                return hi
+            refused = probe
+
+
+def _round_after(address: int) -> int:
+    """The next round address after ``address``: a multiple of 100 below 1000, else of 1000."""
+    if address < 999:
+        return (address // 100 + 1) * 100
+    return (address // 1000 + 1) * 1000
+
+
+def _range_point(area: str, start: int, end: int) -> BrowsedPoint:
+    """One answering range as a point: ``hr_0_99`` → ``hr:0:uint16[100]``."""
+    count = end - start
+    bits = area in ("co", "di")
+    kind = "bool" if bits else "uint16"
+    name = f"{area}_{start}" if count == 1 else f"{area}_{start}_{end - 1}"
+    address = f"{area}:{start}:{kind}" + (f"[{count}]" if count > 1 else "")
+    words = _AREA_WORDS[area]
+    where = f"{words[:-1]} {start} answers" if count == 1 else \
+        f"{words} {start}..{end - 1} answer"
+    return BrowsedPoint(name=name, address=address, access="r", type=kind,
+                        description=f"{where} (writes not tried)")
 
 
 def _halves(units: list[_Unit]) -> list[list[_Unit]]:

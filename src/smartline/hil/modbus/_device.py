@@ -5,7 +5,9 @@ through a :class:`~pymodbus.simulator.SimDevice` whose ``action`` hook copies th
 into pymodbus's buffers before every request and takes client writes back — so the plant
 model can set and get values synchronously, between requests, without touching pymodbus.
 Addresses the map does not define answer exception 2 (illegal data address), as a real
-device does; that is what the driver's hole handling is tested against.
+device does; that is what the driver's hole handling is tested against. A device with an
+``identification`` answers FC 43 / MEI 14 (Read Device Identification) with it; one
+without answers exception 1 (illegal function), as many simple devices do.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from pymodbus.simulator import SimData, SimDevice
 from ...tags import Access, ModbusAddress, Scale, parse_modbus
 from ._values import decode_words, encode_words
 
-__all__ = ["ModbusDeviceSim", "ModbusFaults", "SimPoint"]
+__all__ = ["IDENTIFICATION_OBJECTS", "ModbusDeviceSim", "ModbusFaults", "SimPoint"]
+
+#: Read Device Identification object names and ids (Modbus Application Protocol §6.21)
+IDENTIFICATION_OBJECTS: Mapping[str, int] = {
+    "VendorName": 0x00, "ProductCode": 0x01, "MajorMinorRevision": 0x02, "VendorUrl": 0x03,
+    "ProductName": 0x04, "ModelName": 0x05, "UserApplicationName": 0x06,
+}
 
 _FC_AREA = {1: "co", 5: "co", 15: "co", 2: "di", 3: "hr", 6: "hr", 16: "hr", 22: "hr", 23: "hr",
             4: "ir"}
@@ -142,16 +150,22 @@ class ModbusDeviceSim:
     Build it from a profile (:meth:`from_profile`) or from ``points`` (name → address text
     or :class:`SimPoint`); ``extra`` adds valid ranges with no name, e.g.
     ``{"hr": [(0, 1000)]}``. Every value starts at the point's ``sim.value`` hint (engineering
-    units) or 0.
+    units) or 0. ``identification`` (object name as in :data:`IDENTIFICATION_OBJECTS`, or
+    an id 0x80..0xFF for private objects → text) is what FC 43 answers; ``None``: the
+    device answers FC 43 with exception 1.
     """
 
     def __init__(self, unit: int = 1, points: Mapping[str, str | ModbusAddress | SimPoint]
                  | Iterable[SimPoint] = (), *, extra: Mapping[str, Iterable[tuple[int, int]]]
-                 | None = None, initial: Mapping[str, Any] | None = None, name: str = "") -> None:
+                 | None = None, initial: Mapping[str, Any] | None = None, name: str = "",
+                 identification: Mapping[str | int, str] | None = None) -> None:
         if not 0 <= unit <= 247:
             raise ValueError(f"unit id must be 0..247, found {unit}")
         self.unit = unit
         self.name = name or f"unit{unit}"
+        #: FC 43 objects by id (None: FC 43 answers exception 1)
+        self.identification: dict[int, str] | None = (
+            None if identification is None else _objects(identification))
         self.points: dict[str, SimPoint] = {}
         if isinstance(points, Mapping):
             for key, p in points.items():
@@ -164,6 +178,7 @@ class ModbusDeviceSim:
         self.on_write: Callable[[WriteRecord], None] | None = None
         self._current: ModbusFaults | None = None
         self._applied = True
+        self._read_bits: int | None = None
         ends: dict[str, int] = {"co": 0, "di": 0, "hr": 0, "ir": 0}
         for p in self.points.values():
             ends[p.address.area] = max(ends[p.address.area], p.address.end)
@@ -210,12 +225,34 @@ class ModbusDeviceSim:
         if profile.family != "modbus":
             raise ValueError(f"profile {profile.name} is a {profile.family} profile, not modbus")
         points = [SimPoint(n, p.address, p.scale, p.access) for n, p in profile.points.items()]
-        dev = cls(unit, points, name=name or profile.name)
+        ident = {"VendorName": profile.vendor, "ProductCode": profile.model,
+                 "MajorMinorRevision": profile.manual.revision,
+                 "VendorUrl": profile.manual.url, "ProductName": profile.description,
+                 "ModelName": profile.model}
+        dev = cls(unit, points, name=name or profile.name,
+                  identification={k: v for k, v in ident.items() if v})
         for n, p in profile.points.items():
             value = p.sim.get("value") if p.sim else None
             if value is not None:
                 dev.set(n, value)
         return dev
+
+    def identify(self, read_code: int, object_id: int) -> dict[int, bytes] | int:
+        """The objects FC 43 / MEI 14 answers for ``read_code`` from ``object_id``, or an
+        exception code: 1 without identification, 3 for a bad read code, 2 for an unknown
+        object asked for individually. An unknown start object restarts the stream at 0."""
+        objects = self.identification
+        if objects is None:
+            return 1
+        if read_code == 4:
+            text = objects.get(object_id)
+            return 2 if text is None else {object_id: text.encode()}
+        levels = {1: range(0x00, 0x03), 2: range(0x00, 0x07), 3: range(0x00, 0x100)}
+        ids = levels.get(read_code)
+        if ids is None:
+            return 3
+        start = object_id if object_id in ids and object_id in objects else ids.start
+        return {i: objects[i].encode() for i in sorted(objects) if i in ids and i >= start}
 
     # -- the plant's API ------------------------------------------------------------------------
     def set(self, name: str, value: Any) -> None:
@@ -288,9 +325,14 @@ class ModbusDeviceSim:
         return SimDevice(id=self.unit, simdata=(blocks[0], blocks[1], blocks[2], blocks[3]),
                          action=self._action)
 
-    def begin_request(self) -> ModbusFaults | None:
-        """Called by the server for every request to this unit: the faults that apply to it."""
+    def begin_request(self, bits: int | None = None) -> ModbusFaults | None:
+        """Called by the server for every request to this unit: the faults that apply to it.
+
+        ``bits`` is the number of coils / discrete inputs a read asks for (pymodbus tells
+        the ``action`` hook only how many 16-bit words hold them).
+        """
         self.stats.requests += 1
+        self._read_bits = bits
         f = self.faults
         current: ModbusFaults | None = None
         if f.active:
@@ -319,7 +361,13 @@ class ModbusDeviceSim:
             if fault.exception is not None:
                 return ExcCodes(fault.exception)
         t = self._tables[area]
-        end = address + (len(set_values) if set_values is not None else count)
+        asked_bits, self._read_bits = self._read_bits, None
+        if set_values is not None:
+            end = address + len(set_values)
+        elif area in ("co", "di") and asked_bits is not None:
+            end = address + asked_bits
+        else:
+            end = address + count
         if end > len(t.valid) or not t.valid[address:end].all():
             return ExcCodes.ILLEGAL_ADDRESS
         if client_write and t.readonly[address:end].any():
@@ -346,3 +394,14 @@ class ModbusDeviceSim:
             if self.on_write is not None:
                 self.on_write(record)
         return None
+
+
+def _objects(identification: Mapping[str | int, str]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for key, text in identification.items():
+        oid = IDENTIFICATION_OBJECTS.get(key) if isinstance(key, str) else key
+        if oid is None or not (0 <= oid <= 0x06 or 0x80 <= oid <= 0xFF):
+            raise ValueError(f"identification object {key!r}: expected one of "
+                             f"{', '.join(IDENTIFICATION_OBJECTS)} or an id 0x80..0xFF")
+        out[oid] = str(text)
+    return out

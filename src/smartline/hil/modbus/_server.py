@@ -4,7 +4,9 @@ One :class:`ModbusServerSim` serves one or more :class:`ModbusDeviceSim` (unit i
 TCP device, a TCP gateway with several units behind it, or an RS-485 line. It is built on
 pymodbus's server side only; its ``trace_pdu``/``trace_packet`` hooks apply the devices'
 faults to the bytes on the wire, and keep unknown unit ids silent on serial lines (a
-gateway answers them with exception 11, as real ones do).
+gateway answers them with exception 11, as real ones do). FC 43 / MEI 14 (Read Device
+Identification) is answered per device from :attr:`ModbusDeviceSim.identification`, not
+from pymodbus's process-wide control block (which would merge every device's identity).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Literal
 
 from pymodbus import FramerType
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
+from pymodbus.pdu.mei_message import ReadDeviceInformationResponse
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 Transport = Literal["tcp", "rtuovertcp", "rtu"]
 _GATEWAY_NO_RESPONSE = 11
+_MEI = 0x2B  # encapsulated interface transport (FC 43)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -120,6 +124,7 @@ class ModbusServerSim:
         self._pty: SocatPtyPair | None = None
         self._mangle: ModbusFaults | None = None
         self._pending: dict[tuple[int, int], ModbusFaults | None] = {}
+        self._identify: dict[tuple[int, int], tuple[int, int]] = {}  # FC 43 requests in flight
         #: with ``record``: (monotonic time, "rx" request / "tx" answer, unit) per frame
         self.events: list[tuple[float, str, int]] | None = [] if record else None
 
@@ -222,9 +227,14 @@ class ModbusServerSim:
             self.events.append((time.monotonic(), "tx" if sending else "rx", pdu.dev_id))
         if not sending:
             dev = self.devices.get(pdu.dev_id)
-            self._pending[key] = dev.begin_request() if dev is not None else None
+            bits = int(getattr(pdu, "count", 0)) if pdu.function_code in (1, 2) else None
+            self._pending[key] = dev.begin_request(bits) if dev is not None else None
+            if pdu.function_code == _MEI and getattr(pdu, "sub_function_code", 0) == 0x0E:
+                self._identify[key] = (int(getattr(pdu, "read_code", 1)),
+                                       int(getattr(pdu, "object_id", 0)))
             return pdu
         fault = self._pending.pop(key, None)
+        asked = self._identify.pop(key, None)
         if pdu.dev_id not in self.devices:
             if self.transport == "rtu":
                 self._mangle = ModbusFaults(no_answer=True)  # nobody on the line answers
@@ -233,7 +243,24 @@ class ModbusServerSim:
             return ExceptionResponse(pdu.function_code & 0x7F, _GATEWAY_NO_RESPONSE,
                                      device_id=pdu.dev_id, transaction=pdu.transaction_id)
         self._mangle = fault if fault is not None and fault.mangles else None
+        if asked is not None:
+            return self._identification(pdu, asked, fault)
         return pdu
+
+    def _identification(self, pdu: ModbusPDU, asked: tuple[int, int],
+                        fault: ModbusFaults | None) -> ModbusPDU:
+        """The device's own answer to FC 43 / MEI 14 (faults' exception codes apply)."""
+        code: int | dict[int, bytes]
+        if fault is not None and fault.exception is not None:
+            code = fault.exception
+        else:
+            code = self.devices[pdu.dev_id].identify(*asked)
+        if isinstance(code, int):
+            return ExceptionResponse(_MEI, code, device_id=pdu.dev_id,
+                                     transaction=pdu.transaction_id)
+        return ReadDeviceInformationResponse(read_code=asked[0], information=dict(code),
+                                             dev_id=pdu.dev_id,
+                                             transaction_id=pdu.transaction_id)
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         if not sending:
