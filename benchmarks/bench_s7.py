@@ -204,9 +204,13 @@ def _report(tags: int) -> None:
         "points/s | raw points/s | smartline / raw (target ≥ 90 %) | smartline / raw via "
         "a thread |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-        "smartline's time includes the hop to the driver's worker thread and back to the "
-        "event loop, the item return codes, and the vectorised decode of every value with "
-        "its quality; the raw client sends the same jobs from the calling thread and only "
-        "splits the answers into byte arrays.\n")
+        "smartline's time includes the one hop per read to the driver's worker thread and "
+        "back to the event loop (all of a plan's jobs in one blocking call; frames encoded "
+        "once per plan, answers received in place and checked by one comparison), the item "
+        "return codes, and the vectorised decode of every value with its quality; the raw "
+        "client sends the same jobs from the calling thread and only splits the answers "
+        "into byte arrays. The ≥ 90 % target of issue #9 is judged against the raw client "
+        "in the calling thread (\"the raw library issuing the same requests\"); the last "
+        "column, against raw via a worker thread, is reported too.\n")
     write_section("s7", table)
     print("\n" + table)

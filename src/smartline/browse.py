@@ -29,7 +29,8 @@ from .core import (
     parse_url,
 )
 
-__all__ = ["BrowseUnsupportedError", "browse_url", "render_json", "render_yaml", "tag_names"]
+__all__ = ["BrowseUnsupportedError", "browse_url", "parse_option", "render_json",
+           "render_yaml", "tag_names"]
 
 DEVICE = "device"
 """The device name the rendered line file uses."""
@@ -49,7 +50,8 @@ async def browse_url(url: str, *, depth: int = 3, timeout_s: float = 2.0,
     """Browse the device at ``url`` ``depth`` levels deep (where it is a tree).
 
     ``options`` are device options of the URL's family (as in a line file's device entry:
-    ``{"max_registers": 60}``), plus ``security`` (a mapping), ``username`` and
+    ``{"max_registers": 60}``, ``{"security": "none"}``), plus ``security`` (a mapping),
+    ``username`` and
     ``password_env`` (the name of a variable in ``env``, default ``os.environ``).
     ``max_requests`` bounds the requests of drivers that probe (Modbus).
 
@@ -74,6 +76,9 @@ async def browse_url(url: str, *, depth: int = 3, timeout_s: float = 2.0,
                                      "cannot browse its device yet")
     given = dict(options or {})
     security = given.pop("security", None) or {}
+    if isinstance(security, str):  # ``security: none``: a device option of the family
+        given["security"] = security
+        security = {}
     username = given.pop("username", None)
     password_env = given.pop("password_env", None)
     password: str | None = None
@@ -100,6 +105,32 @@ async def browse_url(url: str, *, depth: int = 3, timeout_s: float = 2.0,
             raise
     finally:
         await driver.close()
+
+
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--option``: a top-level device key and a YAML scalar
+    (``security=none`` → ``("security", "none")``, ``deadband=0.5`` → ``0.5``).
+    ``ValueError`` names what is wrong."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep:
+        raise ValueError(f"--option {text!r}: expected KEY=VALUE (e.g. security=none)")
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"--option {text!r}: {key!r} is not a top-level device key "
+                         "(letters, digits and underscores; no dots)")
+    if key == "url":
+        raise ValueError("--option url=...: the URL is the argument of browse")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--option {text!r}: the value is not YAML: {exc}") from None
+    if value is not None and not isinstance(value, bool | int | float | str):
+        raise ValueError(f"--option {text!r}: the value must be a scalar (text, number, "
+                         "true/false), not a mapping or a list")
+    return key, value
 
 
 def tag_names(points: tuple[BrowsedPoint, ...] | list[BrowsedPoint]) -> list[str]:
@@ -155,16 +186,22 @@ def _comments(title: str, value: object) -> list[str]:
     return [f"# {line}".rstrip() for line in body.splitlines()]
 
 
-def render_yaml(url: str, result: BrowseResult, *, line: str = "browsed") -> str:
-    """A line file with one device (``url``) and a tag per point; identity and notes as
-    comments. Passes ``smartline check`` as it is; copy the parts you need."""
+def render_yaml(url: str, result: BrowseResult, *, line: str = "browsed",
+                options: Mapping[str, object] | None = None) -> str:
+    """A line file with one device (``url``, and ``options`` as its device keys, e.g.
+    ``security: none``) and a tag per point; identity and notes as comments. Passes
+    ``smartline check`` as it is; copy the parts you need."""
+    device: dict[str, object] = {"url": url}
+    for key, value in (options or {}).items():
+        if key != "url":
+            device[str(key)] = _plain(value)
     out = [f"# smartline browse {url}".rstrip()]
     if result.identity:
         out += _comments("identity", _plain(dict(result.identity)))
     if result.notes:
         out += _comments("notes", list(result.notes))
     out += ["smartline: 1", _dump_line("line", line), "devices:",
-            "  " + _dump_line(DEVICE, {"url": url})]
+            "  " + _dump_line(DEVICE, device)]
     if not result.points:
         out.append("tags: {}")
     else:

@@ -262,19 +262,35 @@ def demo(cycles: int | None, stats_path: Path | None, live: bool | None) -> None
               show_default=True, help="Timeout of one request; the whole browse gets ten.")
 @click.option("--max-requests", type=click.IntRange(min=1), default=None,
               help="At most N requests for devices that are probed (Modbus; default 300).")
-def browse(url: str, as_json: bool, depth: int, timeout_ms: float,
-           max_requests: int | None) -> None:
+@click.option("--option", "option_texts", multiple=True, metavar="KEY=VALUE",
+              help="A device key with a scalar YAML value (repeatable), as in a line file's "
+                   "device entry, e.g. --option security=none; written into the YAML.")
+def browse(url: str, as_json: bool, *, depth: int, timeout_ms: float,
+           max_requests: int | None, option_texts: tuple[str, ...]) -> None:
     """What the device at URL offers, as a line file to paste from (or --json).
 
     OPC UA: the node tree; S7: the CPU's identity and blocks; Modbus: device identification
-    (FC 43) and the register ranges that answer. Exits 2 for a bad URL, an unknown scheme
-    or a missing extra, 1 when the device does not answer.
+    (FC 43) and the register ranges that answer. Exits 2 for a bad URL or --option, an
+    unknown scheme or a missing extra, 1 when the device does not answer.
     """
-    from .browse import BrowseUnsupportedError, browse_url, render_json, render_yaml
+    from .browse import (
+        BrowseUnsupportedError,
+        browse_url,
+        parse_option,
+        render_json,
+        render_yaml,
+    )
 
+    options: dict[str, object] = {}
+    for text in option_texts:
+        try:
+            key, value = parse_option(text)
+        except ValueError as exc:
+            _fail(str(exc), EXIT_BAD_INPUT)
+        options[key] = value
     try:
         result = asyncio.run(browse_url(url, depth=depth, timeout_s=timeout_ms / 1e3,
-                                        max_requests=max_requests))
+                                        max_requests=max_requests, options=options or None))
     except ConfigError as exc:
         _fail("; ".join(i.message for i in exc.issues) or str(exc), EXIT_BAD_INPUT)
     except (DriverNotAvailableError, BrowseUnsupportedError) as exc:
@@ -284,7 +300,7 @@ def browse(url: str, as_json: bool, depth: int, timeout_ms: float,
     if as_json:
         click.echo(json.dumps(render_json(url, result), indent=2, ensure_ascii=False))
     else:
-        click.echo(render_yaml(url, result), nl=False)
+        click.echo(render_yaml(url, result, options=options), nl=False)
 
 
 @cli.group()

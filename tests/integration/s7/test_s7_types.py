@@ -131,3 +131,28 @@ async def test_a_corrupt_string_header_is_bad_with_decode_error(s7_factory) -> N
         r = await d.read(d.plan(pts))
     assert r.quality.tolist() == [Quality.BAD, Quality.GOOD]
     assert pts[0].slot not in r.texts
+
+
+async def test_values_larger_than_a_pdu_are_read_in_pieces_and_gathered(s7_factory) -> None:
+    """At PDU 240 a STRING[254] and a REAL[100] span several items of several requests; the
+    pieces are gathered back into whole values, next to a small point and a missing DB."""
+    text = "Ein langer Rezeptname, " * 10  # 230 characters: more than one item holds
+    reals = [i * 0.5 - 7.25 for i in range(100)]
+    plc = S7PlcSim({"s": "DB1.DBB0:STRING[254]", "r": "DB2.DBD0:REAL[100]", "w": "MW4:INT"},
+                   dbs={1: 256, 2: 400})
+    plc.set("s", text)
+    plc.set("r", reals)
+    plc.set("w", -1234)
+    sim = await s7_factory(plc, pdu_max=240)
+    pts = points("DB1.DBB0:STRING[254]", "DB2.DBD0:REAL[100]", "MW4:INT", "DB9.DBW0")
+    async with driver(sim) as d:
+        plan = d.plan(pts)
+        assert plan.request_count > 2  # 256 + 400 bytes do not fit one 240-byte PDU
+        result = await d.read(plan)
+    assert result.texts[pts[0].slot] == text
+    assert value_at(result, pts[1]) == pytest.approx(reals)
+    assert value_at(result, pts[2]) == -1234.0
+    i = result.slots.tolist().index(pts[3].slot)  # DB9 does not exist: only it is BAD
+    assert result.quality[i] == Quality.BAD
+    good = [j for j in range(len(result.slots)) if j != i]
+    assert (result.quality[good] == Quality.GOOD).all()

@@ -167,3 +167,53 @@ def test_a_missing_extra_is_named_and_exits_2(tmp_path, env):
     r = sl("browse", "modbus+tcp://127.0.0.1:502?unit=1", env=env)
     assert r.returncode == 2, r.stderr
     assert "pip install 'smartline[modbus]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_parse_option_takes_yaml_scalars_of_top_level_keys():
+    from smartline.browse import parse_option
+
+    assert parse_option("security=none") == ("security", "none")
+    assert parse_option("deadband=0.5") == ("deadband", 0.5)
+    assert parse_option("subscribe=false") == ("subscribe", False)
+    assert parse_option("trust=/a=b") == ("trust", "/a=b")
+    for bad, message in [("security", "KEY=VALUE"), ("user.name=op", "top-level"),
+                         ("security={policy: x}", "scalar"), ("url=x", "argument")]:
+        with pytest.raises(ValueError, match=message):
+            parse_option(bad)
+
+
+def test_render_yaml_writes_the_options_into_the_device():
+    text = render_yaml("opc.tcp://h:4840", BrowseResult(identity={}, points=()),
+                       options={"security": "none", "deadband": 0.5})
+    assert yaml.safe_load(text)["devices"]["device"] == {
+        "url": "opc.tcp://h:4840", "security": "none", "deadband": 0.5}
+
+
+async def test_opcua_browse_of_a_none_only_server_needs_security_none(env, tmp_path):
+    from smartline.hil.opcua import OpcUaSim, SimVariable
+
+    variables = [SimVariable("Filler.Speed", "ns=2;s=Filler.Speed", 12.5, "Double", True),
+                 SimVariable("Filler.Count", "ns=2;s=Filler.Count", 7, "UInt32")]
+    async with OpcUaSim(variables, policies=(), allow_none=True, proxy=False) as sim:
+        code, out, err = await asl("browse", sim.url(), env=env)  # no option: refused
+        assert code in (1, 2), (out, err)
+        assert "security" in err and "Traceback" not in err and out == ""
+
+        code, out, err = await asl("browse", sim.url(), "--option", "security=none", env=env)
+        assert code == 0, err
+        doc = yaml.safe_load(out)
+        assert doc["devices"]["device"] == {"url": sim.url(), "security": "none"}
+        tags = {t["address"]: t for t in doc["tags"].values()}
+        assert tags["ns=2;s=Filler.Speed"]["access"] == "rw"
+        assert "ns=2;s=Filler.Count" in tags
+        line = tmp_path / "opcua.yaml"
+        line.write_text(out)
+        code, _, err = await asl("check", line, env=env)
+        assert code == 0, err
+        code, rout, err = await asl("read", line, "--json", env=env)
+        assert code == 0, err
+        values = json.loads(rout)
+        assert sorted(v["value"] for v in values.values()) == [7, 12.5]
+
+        code, out, err = await asl("browse", sim.url(), "--option", "security", env=env)
+        assert code == 2 and "KEY=VALUE" in err and "Traceback" not in err

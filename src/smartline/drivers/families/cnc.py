@@ -4,24 +4,22 @@ HTTP; addresses are the names the profile (or the agent's probe) defines."""
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
-from smartline.config import DeviceOptions
 from smartline.core import SERIAL_PARAMS, DriverFamily, Scheme
 from smartline.tags import parse_profile
+
+from .serial import SerialOptions
 
 __all__ = ["FAMILY", "CncOptions"]
 
 
-class CncOptions(DeviceOptions):
+class CncOptions(SerialOptions):
     """The serial line settings of a GRBL controller (115200 8N1 by default)."""
 
     baudrate: Annotated[int, Field(ge=50, le=4_000_000)] = 115200
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    bytesize: Literal[7, 8] = 8
 
 
 FAMILY = DriverFamily(

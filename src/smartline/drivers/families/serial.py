@@ -16,7 +16,7 @@ __all__ = ["FAMILY", "SerialOptions"]
 
 
 class SerialOptions(DeviceOptions):
-    """The serial line settings."""
+    """The serial line settings (9600 8N1 by default); other serial families extend it."""
 
     baudrate: Annotated[int, Field(ge=50, le=4_000_000)] = 9600
     parity: Literal["N", "E", "O"] = "N"

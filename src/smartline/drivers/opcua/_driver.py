@@ -63,6 +63,10 @@ log = logging.getLogger(__name__)
 
 _USER_REFUSED = {StatusCodes.BadUserAccessDenied, StatusCodes.BadIdentityTokenRejected,
                  StatusCodes.BadIdentityTokenInvalid}
+_CERT_REFUSED = {StatusCodes.BadCertificateUntrusted, StatusCodes.BadCertificateInvalid,
+                 StatusCodes.BadCertificateTimeInvalid, StatusCodes.BadCertificateUriInvalid,
+                 StatusCodes.BadCertificateUseNotAllowed, StatusCodes.BadCertificateRevoked,
+                 StatusCodes.BadSecurityChecksFailed}
 _SESSION_GONE = {StatusCodes.BadSessionIdInvalid, StatusCodes.BadSessionClosed,
                  StatusCodes.BadSecureChannelIdInvalid, StatusCodes.BadSecureChannelClosed,
                  StatusCodes.BadConnectionClosed, StatusCodes.BadServerHalted,
@@ -179,6 +183,12 @@ class OpcUaDriver(DriverBase[OpcUaPlan, OpcUaOptions]):
             who = f"user {self.spec.username!r}" if self.spec.username else "anonymous login"
             return ConnectError(f"{self.url} refused {who} ({name}): check the device's "
                                 "'user' name and the password in its password_env")
+        if code in _CERT_REFUSED:
+            return ConnectError(
+                f"{self.url} refused this application's certificate "
+                f"{self._channel.certificate} ({name}): the server does not trust it or "
+                "finds it invalid; trust it on the server (copy it into the server's "
+                "trusted client certificates), or give the device another 'certificate'")
         if "Certificate" in name or "Security" in name:
             return ConnectError(
                 f"{self.url} refused the secure channel ({name}); the server may not trust "

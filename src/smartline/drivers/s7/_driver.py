@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,12 +56,15 @@ from ._planner import (
 )
 from ._wire import (
     HEADER_ERRORS,
+    REF_AT,
     HeaderError,
-    encode_read,
+    ReadJob,
     encode_write,
     item_meaning,
     parse_read,
     parse_write,
+    recv_frame_into,
+    send_frame,
 )
 
 __all__ = ["CPU_MODES", "S7Driver", "S7ReadPlan", "cpu_mode"]
@@ -155,13 +159,53 @@ class S7ReadPlan:
                                            if self.layout is not None
                                            else np.zeros(0, np.intp))
         self.requests: list[tuple[list[tuple[str, int, int, int]], list[int]]] = []
-        #: per job: its bytes (PDU reference 0, set per exchange), item lengths, pieces
-        self.jobs: list[tuple[bytes, list[int], list[int]]] = []
+        #: per job: its frame and answer, encoded once (the PDU reference is set per exchange)
+        self.jobs: list[ReadJob] = []
+        #: where each job's answer frame goes in the read's one answer buffer
+        self.job_at: list[int] = []
+        piece_at = [0] * len(self.planned.pieces)  # each piece's data in the answer buffer
+        size = 0
         for req in self.planned.requests:
             items = [(self.planned.pieces[k].key[0], self.planned.pieces[k].key[1],
                       self.planned.pieces[k].start, self.planned.pieces[k].length) for k in req]
             self.requests.append((items, list(req)))
-            self.jobs.append((encode_read(0, items), [it[3] for it in items], list(req)))
+            job = ReadJob(items, req)
+            self.jobs.append(job)
+            self.job_at.append(size)
+            for k, at in zip(req, job.data_at, strict=True):
+                piece_at[k] = size + at
+            size += job.answer_size
+        self.answer_size = size
+        self.piece_at = piece_at
+        # the fixed bytes of every answer, for one comparison over the whole buffer
+        self.fixed_index: NDArray[np.intp] = (
+            np.concatenate([job.fixed[0] + at for job, at in zip(self.jobs, self.job_at,
+                                                                   strict=True)])
+            if self.jobs else np.zeros(0, np.intp))
+        self.fixed_value: NDArray[np.uint8] = (
+            np.concatenate([job.fixed[1] for job in self.jobs]) if self.jobs
+            else np.zeros(0, np.uint8))
+        # decode straight from the answer buffer when no value spans two items; else
+        # gather the items' data into the runs' buffer first (one fancy-index copy)
+        self.gather: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
+        direct: list[tuple[int, S7Address, int]] = []
+        pieces = self.planned.pieces
+        starts = [pc.offset for pc in pieces]  # increasing: pieces follow the buffer
+        for slot, a, first in layout_items:
+            k = bisect.bisect_right(starts, first) - 1
+            if first + a.end - a.byte > pieces[k].offset + pieces[k].length:
+                direct = []  # a value spans two items
+                break
+            direct.append((slot, a, piece_at[k] + first - pieces[k].offset))
+        if direct:
+            self.layout = ByteLayout(direct)
+        elif self.layout is not None:
+            src = [piece_at[k] + i for k, pc in enumerate(pieces) for i in range(pc.length)]
+            dst = [pc.offset + i for pc in pieces for i in range(pc.length)]
+            self.gather = (np.asarray(src, np.intp), np.asarray(dst, np.intp))
+        self.raw0: NDArray[np.float64] = np.full(self.n, np.nan)
+        self.quality0: NDArray[np.uint8] = np.full(self.n, Quality.GOOD, np.uint8)
+        self.reason0: NDArray[np.uint8] = np.zeros(self.n, np.uint8)
 
     @property
     def request_count(self) -> int:
@@ -291,32 +335,49 @@ class S7Driver(DriverBase[S7ReadPlan, S7Options]):
         conn.send_data(job)
         return bytes(conn.receive_data())
 
-    def _blocking_read(self, client: Client, plan: S7ReadPlan, buf: bytearray
-                       ) -> tuple[list[tuple[int, int]], int | None, str | None]:
-        """All jobs of a plan (worker thread). Returns failed (piece, code), the CPU mode
-        (or None) and why the mode could not be read."""
-        failed: list[tuple[int, int]] = []
+    def _blocking_read(self, client: Client, plan: S7ReadPlan
+                       ) -> tuple[bytearray, list[tuple[int, int]], int | None, str | None]:
+        """All jobs of a plan, in one trip to the worker thread. Returns the answer buffer
+        (every answer frame, each item's data at its fixed place), the failed (piece,
+        code), the CPU mode (or None) and why the mode could not be read.
+
+        Each job's frame was encoded once (:class:`ReadJob`); its answer is received in
+        place. An answer of the expected length and reference is checked after the last
+        job by one comparison of all the answers' fixed bytes (headers, item codes and
+        lengths); any other answer is parsed item by item (:func:`parse_read`)."""
         conn = client.connection
         if conn is None:
             raise S7ConnectionError("not connected")
-        pieces_all = plan.planned.pieces
-        for template, lengths, pieces in plan.jobs:
+        answers = bytearray(plan.answer_size)
+        view = memoryview(answers)
+        refs: list[int] = []
+        parsed: dict[int, list[tuple[int, int]]] = {}
+        for j, job in enumerate(plan.jobs):
             ref = self._next_ref()
-            job = bytearray(template)
-            job[4:6] = ref.to_bytes(2, "big")
-            conn.send_data(bytes(job))
-            answer = bytes(conn.receive_data())
-            try:
-                got = parse_read(answer, ref, lengths)
-            except HeaderError as exc:
-                failed.extend((k, exc.code) for k in pieces)
-                continue
-            for k, item in zip(pieces, got, strict=True):
-                if item.code != 0xFF:
-                    failed.append((k, item.code))
+            refs.append(ref)
+            frame = bytearray(job.frame)
+            frame[REF_AT] = ref >> 8
+            frame[REF_AT + 1] = ref & 0xFF
+            send_frame(conn, frame)
+            at = plan.job_at[j]
+            pdu = recv_frame_into(conn, view[at:at + job.answer_size])
+            if pdu is not None or (answers[at + REF_AT] << 8 | answers[at + REF_AT + 1]) != ref:
+                parsed[j] = self._parse_job(conn, plan, j, ref, pdu, answers=answers)
+        if plan.jobs and not parsed:
+            ok = bool(np.array_equal(np.frombuffer(answers, np.uint8)[plan.fixed_index],
+                                     plan.fixed_value))
+        else:
+            ok = False
+        if not ok:  # refused items, or an answer not as expected: job by job
+            got = np.frombuffer(answers, np.uint8)
+            for j, job in enumerate(plan.jobs):
+                if j in parsed:
                     continue
-                pc = pieces_all[k]
-                buf[pc.offset:pc.offset + pc.length] = item.data
+                at = plan.job_at[j]
+                if not np.array_equal(got[job.fixed[0] + at], job.fixed[1]):
+                    parsed[j] = self._parse_job(conn, plan, j, refs[j], None,
+                                                 answers=answers)
+        failed = [f for j in sorted(parsed) for f in parsed[j]]
         mode: int | None = None
         why: str | None = None
         if plan.cpu:
@@ -326,33 +387,61 @@ class S7Driver(DriverBase[S7ReadPlan, S7Options]):
                 mode = cpu_mode(data)
             except RuntimeError as exc:  # the CPU refused the SZL: not a link failure
                 why = str(exc)
-        return failed, mode, why
+        return answers, failed, mode, why
+
+    @staticmethod
+    def _parse_job(conn: Any, plan: S7ReadPlan, j: int, ref: int, pdu: bytes | None, *,
+                   answers: bytearray) -> list[tuple[int, int]]:
+        """One answer item by item (not as expected): its failed (piece, code); the data of
+        the answered items goes to their fixed places in ``answers``."""
+        job = plan.jobs[j]
+        if pdu is None:  # received in place
+            at = plan.job_at[j]
+            pdu = bytes(conn._parse_cotp_data(bytes(answers[at + 4:at + job.answer_size])))
+        try:
+            got = parse_read(pdu, ref, job.lengths)
+        except HeaderError as exc:
+            return [(k, exc.code) for k in job.pieces]
+        failed: list[tuple[int, int]] = []
+        for k, item in zip(job.pieces, got, strict=True):
+            if item.code != 0xFF:
+                failed.append((k, item.code))
+                continue
+            at = plan.piece_at[k]
+            answers[at:at + len(item.data)] = item.data
+        return failed
 
     async def _read(self, whole: ReadPlan[S7ReadPlan]) -> ReadResult:
         plan = whole.compiled
         if not isinstance(plan, S7ReadPlan):
             raise SmartlineError("this plan was not made by an S7 driver", device=self.spec.name)
         client = self._live()
-        buf = bytearray(plan.planned.nbytes)
         try:
-            failed, mode, why = await self.run_blocking(self._blocking_read, client, plan, buf)
+            answers, failed, mode, why = await self.run_blocking(self._blocking_read, client,
+                                                                 plan)
         except S7Error as exc:
             raise self._translate(exc, "read") from exc
         received = self.clock.wall_ns()
         self._requests_last = plan.request_count
         self.health.requests += plan.request_count
-        n = plan.n
-        raw = np.full(n, np.nan)
-        quality = np.full(n, Quality.GOOD, np.uint8)
-        reason = np.zeros(n, np.uint8)
+        raw = plan.raw0.copy()
+        quality = plan.quality0.copy()
+        reason = plan.reason0.copy()
         texts: dict[int, str] = {}
         exact: dict[int, int] = {}
         if plan.layout is not None:
-            values, texts, exact = plan.layout.decode(np.frombuffer(buf, np.uint8))
+            data = np.frombuffer(answers, np.uint8)
+            if plan.gather is not None:
+                src, dst = plan.gather
+                buf = np.zeros(plan.planned.nbytes, np.uint8)
+                buf[dst] = data[src]
+                data = buf
+            values, texts, exact = plan.layout.decode(data)
             raw[plan.layout_pos] = values
-            corrupt = plan.text_pos[np.isnan(raw[plan.text_pos])]
-            quality[corrupt] = Quality.BAD
-            reason[corrupt] = Reason.DECODE_ERROR
+            if plan.text_pos.size:
+                corrupt = plan.text_pos[np.isnan(raw[plan.text_pos])]
+                quality[corrupt] = Quality.BAD
+                reason[corrupt] = Reason.DECODE_ERROR
         for k, code in failed:
             self._item_errors[code] = self._item_errors.get(code, 0) + 1
             pos = plan.piece_positions[k]

@@ -9,21 +9,32 @@ connection (``client.connection.send_data/receive_data``).
 
 from __future__ import annotations
 
+import socket
 import struct
 from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from snap7.error import S7ConnectionError, S7TimeoutError
 
 from ...core import ProtocolError
 
 __all__ = [
     "AREA_CODES",
+    "FRAME_HEADER",
     "HEADER_ERRORS",
     "ITEM_CODES",
+    "REF_AT",
     "ItemAnswer",
+    "ReadJob",
     "encode_read",
     "encode_write",
     "item_meaning",
     "parse_read",
     "parse_write",
+    "recv_frame_into",
+    "send_frame",
 ]
 
 AREA_CODES: Mapping[str, int] = {"I": 0x81, "Q": 0x82, "M": 0x83, "DB": 0x84}
@@ -166,3 +177,103 @@ def parse_write(pdu: bytes, ref: int, count: int) -> list[int]:
     if len(codes) != count:
         raise ProtocolError(f"S7 write answer with {len(codes)} item codes, expected {count}")
     return codes
+
+
+# -- the read hot path: whole frames, encoded once per plan ---------------------------------
+
+FRAME_HEADER = 7
+"""TPKT (4 bytes: version 3, 0, length) + COTP DT (3 bytes: 2, 0xF0, 0x80) before a PDU."""
+REF_AT = FRAME_HEADER + 4
+"""Where the PDU reference sits in a frame."""
+_COTP_DT = b"\x02\xf0\x80"
+
+
+def _frame(pdu: bytes) -> bytes:
+    return struct.pack(">BBH", 3, 0, FRAME_HEADER + len(pdu)) + _COTP_DT + pdu
+
+
+class ReadJob:
+    """One Read Var job of a plan, encoded once: its whole frame (TPKT + COTP + PDU, PDU
+    reference 0, set per exchange), and its whole answer frame when every item is
+    answered — all of it but the PDU reference is known in advance, so an answer is
+    checked by one comparison of its fixed bytes, and each item's data sits at a fixed
+    place (``data_at``, from the frame's start)."""
+
+    __slots__ = ("answer_size", "data_at", "fixed", "frame", "lengths", "pieces")
+
+    def __init__(self, items: Sequence[tuple[str, int, int, int]], pieces: Sequence[int]
+                 ) -> None:
+        self.pieces = tuple(pieces)
+        self.lengths = tuple(n for _, _, _, n in items)
+        self.frame = _frame(encode_read(0, items))
+        body = bytearray([_READ, len(items)])
+        data_at: list[int] = []
+        for k, n in enumerate(self.lengths):
+            body += struct.pack(">BBH", 0xFF, 0x04, n * 8)
+            data_at.append(FRAME_HEADER + 12 + len(body))
+            body += bytes(n)
+            if n & 1 and k < len(self.lengths) - 1:
+                body.append(0)
+        plen, dlen = 2, len(body) - 2
+        pdu = struct.pack(">BBHHHHBB", 0x32, _ACK_DATA, 0, 0, plen, dlen, 0, 0) + body
+        answer = _frame(pdu)
+        self.answer_size = len(answer)
+        self.data_at = tuple(data_at)
+        # the bytes to compare: everything but the reference and the items' data
+        mask = np.ones(len(answer), np.bool_)
+        mask[REF_AT:REF_AT + 2] = False
+        for at, n in zip(data_at, self.lengths, strict=True):
+            mask[at:at + n] = False
+        self.fixed: tuple[NDArray[np.intp], NDArray[np.uint8]] = (
+            np.flatnonzero(mask), np.frombuffer(answer, np.uint8)[mask])
+
+
+def send_frame(conn: Any, frame: bytes | bytearray) -> None:
+    """Send one whole frame on python-snap7's connection (its errors, as ``send_data``)."""
+    sock: socket.socket | None = conn.socket
+    if not conn.connected or sock is None:
+        raise S7ConnectionError("Not connected")
+    try:
+        sock.sendall(frame)
+    except OSError as e:
+        conn.connected = False
+        raise S7ConnectionError(f"Send failed: {e}") from e
+
+
+def _recv_into(conn: Any, sock: socket.socket, view: memoryview) -> None:
+    got, size = 0, len(view)
+    while got < size:
+        try:
+            n = sock.recv_into(view[got:])
+        except TimeoutError as e:  # socket.timeout
+            conn.connected = False
+            raise S7TimeoutError("Receive timeout") from e
+        except OSError as e:
+            conn.connected = False
+            raise S7ConnectionError(f"Receive error: {e}") from e
+        if not n:
+            conn.connected = False
+            raise S7ConnectionError("Connection closed by peer")
+        got += n
+
+
+def recv_frame_into(conn: Any, view: memoryview) -> bytes | None:
+    """Receive one answer frame on python-snap7's connection (its checks and errors, as
+    ``receive_data``). When its length is ``len(view)`` it is received in place and None
+    is returned; otherwise its PDU is returned (an answer with refused items, or an error:
+    checked as python-snap7 does)."""
+    sock: socket.socket | None = conn.socket
+    if not conn.connected or sock is None:
+        raise S7ConnectionError("Not connected")
+    _recv_into(conn, sock, view[:4])
+    if view[0] != 3:
+        raise S7ConnectionError(f"Invalid TPKT version: {view[0]}")
+    length = (view[2] << 8) | view[3]
+    if length < 7:
+        raise S7ConnectionError("Invalid TPKT length")
+    if length == len(view):
+        _recv_into(conn, sock, view[4:])
+        return None
+    payload = bytearray(length - 4)
+    _recv_into(conn, sock, memoryview(payload))
+    return bytes(conn._parse_cotp_data(bytes(payload)))

@@ -1,5 +1,6 @@
-"""A TCP relay in front of a simulated server that injects link faults: latency, garbage
-and connections cut from the device side."""
+"""A TCP relay in front of a simulated server that injects link faults: latency, garbage,
+silence (the socket stays open, nothing comes back) and connections cut from the device
+side."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ GARBAGE = b"XYZF" + (16).to_bytes(4, "little") + b"\xde\xad\xbe\xef" * 2
 
 class FaultProxy:
     """Relays ``127.0.0.1:port`` to the target port; server→client data can be delayed
-    (``latency_s``) or replaced by bytes that are not OPC UA (``garbage``)."""
+    (``latency_s``), replaced by bytes that are not OPC UA (``garbage``) or swallowed
+    (:meth:`set_silent`)."""
 
     def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
         self.target_port = target_port
@@ -26,6 +28,8 @@ class FaultProxy:
         self.latency_s = 0.0
         self.garbage = False
         self.connections = 0
+        self.silent = False
+        self._silenced: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -48,6 +52,19 @@ class FaultProxy:
         if server is not None:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
+
+    def set_silent(self, on: bool) -> None:
+        """On: nothing the server sends reaches the clients (their sockets stay open).
+        Off: the connections that went silent are cut (their byte streams lost data);
+        connections made from now on work."""
+        self.silent = on
+        if not on:
+            for client, upstream in list(self._pairs):
+                if client in self._silenced:
+                    for w in (client, upstream):
+                        with contextlib.suppress(Exception):
+                            w.transport.abort()
+            self._silenced.clear()
 
     def kick(self) -> None:
         """Cut every relayed connection (the device hangs up); new ones are accepted."""
@@ -77,6 +94,7 @@ class FaultProxy:
                 t.cancel()
                 self._tasks.discard(t)
             self._pairs.discard(pair)
+            self._silenced.discard(writer)
             for w in pair:
                 with contextlib.suppress(Exception):
                     w.transport.abort()
@@ -89,6 +107,9 @@ class FaultProxy:
                 if not data:
                     return
                 if downstream:
+                    if self.silent:
+                        self._silenced.add(writer)
+                        continue
                     if self.latency_s > 0:
                         await asyncio.sleep(self.latency_s)
                     if self.garbage:

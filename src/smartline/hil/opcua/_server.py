@@ -19,12 +19,17 @@ from typing import Any, Self, cast
 
 from asyncua import ua
 from asyncua.common.callback import CallbackType
+from asyncua.common.utils import ServiceError
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
 from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import BadTooManyOperations
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ...tags import OpcUaAddress, parse_opcua
@@ -99,8 +104,13 @@ class OpcUaSim:
     SignAndEncrypt), with a server certificate generated into a temporary folder
     (:attr:`certificate`); ``allow_none`` adds an endpoint without security (``policies=()``
     with it: a None-only server). ``users`` (name → password) turns anonymous logins off.
+    ``trusted_clients`` (a list, possibly empty, of client certificate files) makes the
+    server validate each client's application certificate (asyncua's
+    :class:`CertificateValidator`: validity period and application URI) and accept only
+    those certificates: any other gets ``BadCertificateUntrusted`` at CreateSession
+    (:meth:`trust_client` adds one later; :attr:`rejected_clients` counts refusals).
     ``proxy`` puts a :class:`FaultProxy` in front (``url`` is then the relay's) for
-    latency, garbage and cut connections. :attr:`reads` counts Read requests and
+    latency, garbage, silence and cut connections. :attr:`reads` counts Read requests and
     :attr:`read_sizes` their node counts.
     """
 
@@ -108,7 +118,8 @@ class OpcUaSim:
                  policies: Sequence[str] = ("Basic256Sha256",), allow_none: bool = False,
                  users: Mapping[str, str] | None = None, max_nodes_per_read: int = 0,
                  max_nodes_per_write: int = 0, proxy: bool = True,
-                 port: int | None = None) -> None:
+                 port: int | None = None,
+                 trusted_clients: Sequence[str | os.PathLike[str]] | None = None) -> None:
         unknown = [p for p in policies if p not in _SECURE]
         if unknown:
             raise ValueError(f"unknown security policies {unknown}; known: {list(_SECURE)}")
@@ -132,6 +143,30 @@ class OpcUaSim:
         self._nodes: dict[str, ua.NodeId] = {}
         self._types: dict[str, ua.VariantType] = {}
         self._running = False
+        self._trusted_clients: set[bytes] | None = None
+        if trusted_clients is not None:
+            self._trusted_clients = {_der(Path(f)) for f in trusted_clients}
+        self.rejected_clients = 0
+
+    def trust_client(self, certificate: str | os.PathLike[str]) -> None:
+        """Accept this client certificate (file, DER or PEM) from now on; turns the client
+        certificate check on if it was off."""
+        if self._trusted_clients is None:
+            self._trusted_clients = set()
+        self._trusted_clients.add(_der(Path(certificate)))
+
+    async def _validate_client(self, cert: x509.Certificate,
+                               app: ua.ApplicationDescription) -> None:
+        """The server's certificate validator (asyncua calls it at CreateSession)."""
+        try:
+            await CertificateValidator(CertificateValidatorOptions.BASIC_VALIDATION |
+                                       CertificateValidatorOptions.PEER_CLIENT)(cert, app)
+            if self._trusted_clients is not None and \
+                    cert.public_bytes(Encoding.DER) not in self._trusted_clients:
+                raise ServiceError(StatusCodes.BadCertificateUntrusted)
+        except ServiceError:
+            self.rejected_clients += 1
+            raise
 
     @classmethod
     def from_profile(cls, profile: Any, **kwargs: Any) -> OpcUaSim:
@@ -216,6 +251,7 @@ class OpcUaSim:
         if self.allow_none:
             types.append(ua.SecurityPolicyType.NoSecurity)
         server.set_security_policy(types)
+        server.set_certificate_validator(self._validate_client)
         tokens: list[type] = [ua.UserNameIdentityToken]
         if self.users is None:
             tokens.insert(0, ua.AnonymousIdentityToken)
@@ -372,6 +408,12 @@ class OpcUaSim:
         assert self.proxy is not None, "garbage needs the relay (proxy=True)"
         self.proxy.garbage = on
 
+    def set_silent(self, on: bool) -> None:
+        """The server stays connected but stops answering (the relay swallows what it
+        sends); turned off, the connections that went silent are cut and new ones work."""
+        assert self.proxy is not None, "silence needs the relay (proxy=True)"
+        self.proxy.set_silent(on)
+
     def kick(self) -> None:
         """Cut every client connection (the device hangs up); it accepts new ones."""
         assert self.proxy is not None, "kick needs the relay (proxy=True)"
@@ -384,6 +426,13 @@ class OpcUaSim:
             if loop.time() > end:
                 raise TimeoutError(f"{name} did not become {value!r}")
             await asyncio.sleep(0.01)
+
+
+def _der(path: Path) -> bytes:
+    data = path.read_bytes()
+    cert = (x509.load_pem_x509_certificate(data) if data.lstrip().startswith(b"-----")
+            else x509.load_der_x509_certificate(data))
+    return cert.public_bytes(Encoding.DER)
 
 
 def _identifier(address: OpcUaAddress) -> Any:
