@@ -747,8 +747,7 @@ class _Prober:
         self.at = 0  # where probing of the current area is
         self.notes: list[str] = []
 
-    async def _call(self, fc: int, send: Callable[[Any], Awaitable[ModbusPDU]], *,
-                    check_unit: int | None = None) -> ModbusPDU:
+    async def _call(self, fc: int, send: Callable[[Any], Awaitable[ModbusPDU]]) -> ModbusPDU:
         if self.sent >= self.budget:
             raise _StopProbingError(f"stopped after {self.sent} requests (--max-requests)")
         if asyncio.get_running_loop().time() + self.d.spec.timeout_s > self.deadline:
@@ -757,8 +756,7 @@ class _Prober:
         self.d.health.requests += 1
         try:
             async with asyncio.timeout(self.d.spec.timeout_s):
-                pdu = await self.d.link.call(
-                    self.d.unit if check_unit is None else check_unit, fc, send)
+                pdu = await self.d.link.call(self.d.unit, fc, send)
         except TimeoutError:
             # start afresh: a late answer must not be taken for the next request's
             await self.d.link.release(self.d.spec.name, broken=True)
@@ -807,9 +805,7 @@ class _Prober:
                 return c.read_device_information(  # type: ignore[no-any-return]
                     read_code=read_code, object_id=oid, device_id=unit)
 
-            # the link's RTU frame check knows the sizes of read and write answers only: a
-            # unit it cannot match turns it off for FC 43 (pymodbus checks the CRC itself)
-            pdu = await self._call(43, send, check_unit=-1)
+            pdu = await self._call(43, send)
             info = getattr(pdu, "information", {}) or {}
             for oid, value in info.items():
                 first = value[0] if isinstance(value, list) else value

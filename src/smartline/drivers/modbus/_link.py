@@ -296,6 +296,8 @@ class ModbusLink(SharedLink):
             if len(data) < 3:
                 return None
             size = data[2] + 5
+        elif fc == 43:  # device identification: its length is in its objects, and
+            return None  # pymodbus's framer checks that answer's CRC itself
         else:
             size = 8
         if len(data) < size:
