@@ -1,12 +1,10 @@
 """The smartline command: check, read, write, --version, --help — run as a real process."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from cli_support import sl
 
 LINE = """\
 smartline: 1
@@ -25,23 +23,10 @@ tasks:
 
 
 @pytest.fixture
-def env(tmp_path):
-    e = dict(os.environ)
-    e["SMARTLINE_STATE_DIR"] = str(tmp_path / "state")
-    e["SMARTLINE_AUDIT"] = str(tmp_path / "audit.jsonl")
-    return e
-
-
-@pytest.fixture
 def line(tmp_path):
     p = tmp_path / "line.yaml"
     p.write_text(LINE)
     return p
-
-
-def sl(*args, env):
-    return subprocess.run([sys.executable, "-m", "smartline.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
 def test_version_and_help_for_every_command(env):

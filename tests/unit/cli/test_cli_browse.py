@@ -5,27 +5,15 @@ served by the simulator."""
 import asyncio
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 import yaml
+from cli_support import sl
 
 from smartline.browse import render_yaml, tag_names
 from smartline.core import BrowsedPoint, BrowseResult
 from smartline.hil.modbus import ModbusDeviceSim, ModbusServerSim
-
-
-@pytest.fixture
-def env(tmp_path):
-    e = dict(os.environ)
-    e["SMARTLINE_STATE_DIR"] = str(tmp_path / "state")
-    return e
-
-
-def sl(*args, env):
-    return subprocess.run([sys.executable, "-m", "smartline.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
 async def asl(*args, env):

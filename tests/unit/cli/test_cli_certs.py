@@ -1,25 +1,10 @@
 """``smartline certs create`` / ``certs trust FILE`` run as real processes."""
 
 import os
-import subprocess
-import sys
 
-import pytest
-
-x509 = pytest.importorskip("cryptography.x509")
-serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
-
-
-@pytest.fixture
-def env(tmp_path):
-    e = dict(os.environ)
-    e["SMARTLINE_STATE_DIR"] = str(tmp_path / "state")
-    return e
-
-
-def sl(*args, env):
-    return subprocess.run([sys.executable, "-m", "smartline.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+from cli_support import sl
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 
 def test_create_writes_a_der_certificate_and_a_pem_key_with_the_uri(tmp_path, env):

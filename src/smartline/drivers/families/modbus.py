@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
-from smartline.config import DeviceOptions
 from smartline.core import SERIAL_PARAMS, DriverFamily, Scheme, param_int
 from smartline.tags import parse_modbus
+
+from .serial import SerialOptions
 
 __all__ = ["FAMILY", "RTU_UNITS", "ModbusOptions", "check_modbus"]
 
@@ -16,7 +17,7 @@ RTU_UNITS = (1, 247)
 """Unit ids on a serial line: 0 is broadcast, which never answers; 248..255 are reserved."""
 
 
-class ModbusOptions(DeviceOptions):
+class ModbusOptions(SerialOptions):
     """Request sizes within the Modbus spec, coalescing gaps, unit id, frame gap, connection
     sharing, and (RTU) the serial line settings. ``max_bit_gap`` left out is 16 × max_gap;
     ``inter_frame_ms`` left out is 3.5 characters on a serial line (1.75 ms above 19200
@@ -32,10 +33,7 @@ class ModbusOptions(DeviceOptions):
     inter_frame_ms: Annotated[float, Field(ge=0)] | None = None
     share_connection: bool = True
     write_multiple_only: bool = False
-    baudrate: Annotated[int, Field(ge=50, le=4_000_000)] = 19200
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    bytesize: Literal[7, 8] = 8
+    baudrate: Annotated[int, Field(ge=50, le=4_000_000)] = 19200  # the others: 8N1
 
     @property
     def bit_gap(self) -> int:
