@@ -139,7 +139,8 @@ def _print_table(ln: object, values: dict[str, object]) -> None:
     for name, tv in values.items():
         assert isinstance(tv, TagValue)
         j = tv.as_json()
-        quality = str(j["quality"]) + (f" ({j['reason']})" if "reason" in j else "")
+        quality = str(j["quality"]) + (f" ({j['reason']})" if "reason" in j else "") \
+            + (f": {j['note']}" if "note" in j else "")
         table.add_row(name, "—" if tv.value is None else _fmt(tv.value),
                       ln.config.tags[name].unit or "", quality, str(j["timestamp"] or ""))
     Console().print(table)

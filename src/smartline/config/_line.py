@@ -278,6 +278,9 @@ class _LineLoader:
         if points is not None and wanted is None:
             self.issues.add((*path, "points"), "points are taken from a device profile: add "
                                                "'profile: vendor/model'")
+        if wanted is None and family is not None and family.profile_protocol is not None:
+            self.issues.add(path, f"a {family.name} device needs 'profile: vendor/model': the "
+                                  "profile describes the instrument's protocol")
         device = None
         if family is not None and model is not None and usable:
             device = _Device(family, profile, points if profile is not None else None)

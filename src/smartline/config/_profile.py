@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -98,6 +98,7 @@ def build_profile(doc: Document, *, registry: DriverRegistry | None = None
             point = _point(issues, name, raw, family, ("points", name))
             if point is not None:
                 points[point.name] = point
+    protocol = _protocol(issues, data.get("protocol"), family, points)
     if top is None or defaults is None or issues.items:
         return None, issues
     return Profile(
@@ -105,8 +106,37 @@ def build_profile(doc: Document, *, registry: DriverRegistry | None = None
         manual=ProfileManual(title=top.manual.title, document=top.manual.document,
                              revision=top.manual.revision, url=top.manual.url),
         source=doc.path.absolute(), description=top.description,
-        defaults=MappingProxyType(defaults), points=MappingProxyType(points),
+        defaults=MappingProxyType(defaults), points=MappingProxyType(points), protocol=protocol,
     ), issues
+
+
+def _protocol(issues: Issues, raw: object, family: DriverFamily,
+              points: Mapping[str, ProfilePoint]) -> object:
+    """The ``protocol:`` section, validated by the family's model, then checked against
+    the points; None where the family has none (a section given anyway is an error)."""
+    path: KeyPath = ("protocol",)
+    model = family.profile_protocol
+    if model is None:
+        if raw is not None:
+            issues.add(path, f"{family.name} profiles have no protocol section: their points' "
+                             "addresses say where each value lives", at_key=True)
+        return None
+    if raw is None:
+        issues.add((), f"a {family.name} profile needs a 'protocol' section: the commands the "
+                       "instrument understands and how its replies map to points")
+        return None
+    protocol = issues.validate(model, raw, path)
+    if protocol is None or family.profile_check is None:
+        return protocol
+    try:
+        problems = list(family.profile_check(protocol, points))
+    except Exception as exc:  # a plug-in's fault, reported where it applies
+        issues.add(path, f"the {family.name} family ({family.package}) failed checking this "
+                         f"protocol: {type(exc).__name__}: {exc}")
+        return None
+    for key_path, message in problems:
+        issues.add(tuple(key_path), message)
+    return protocol if not problems else None
 
 
 def _defaults(issues: Issues, raw: object, family: DriverFamily

@@ -332,6 +332,7 @@ class ProfileFileModel(_Model):
     description: str = ""
     manual: ManualModel
     defaults: dict[str, Any] = {}
+    protocol: dict[str, Any] | None = None  # validated by the family's profile_protocol
     points: dict[str, Any]
 
 

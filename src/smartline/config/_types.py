@@ -88,6 +88,7 @@ class Profile:
     description: str = ""
     defaults: Mapping[str, OptionValue] = field(default_factory=_empty)
     points: Mapping[str, ProfilePoint] = field(default_factory=lambda: MappingProxyType({}))
+    protocol: object = None  # the family's ``profile_protocol`` model of the protocol section
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,8 @@ class DeviceConfig:
         """What the driver gets."""
         return DeviceSpec(name=self.name, url=self.url, timeout_s=self.timeout_s,
                           retry=self.retry, options=self.options, security=self.security,
-                          username=self.username, password=self.password)
+                          username=self.username, password=self.password,
+                          protocol=self.profile.protocol if self.profile is not None else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,6 +164,9 @@ class DeviceSpec:
     security: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    protocol: object = None
+    """The ``protocol:`` section of the device's profile as the family's
+    ``profile_protocol`` model validated it (line-protocol instruments); None otherwise."""
 
 
 class ReadPlan(Generic[C]):
@@ -197,7 +200,9 @@ class ReadResult:
     magnitude ≥ 2**53 (which float64 cannot hold) exactly in ``exact``, both keyed by
     slot. ``received_ns`` is the wall-clock time the values arrived; ``source_ns`` the
     time the device says each was sampled (per slot; ``None``: the device gives no time
-    of its own, so the receive time stands for it).
+    of its own, so the receive time stands for it). ``notes`` says in words, by slot, why
+    a value is not GOOD where the reason code alone does not (``"S +: overload"``, the
+    partial reply that timed out).
     """
 
     slots: NDArray[np.intp]
@@ -209,13 +214,15 @@ class ReadResult:
     texts: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
     exact: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
     requests: int = 0
+    notes: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def failed(cls, slots: NDArray[np.intp], reason: Reason, received_ns: int,
-               quality: Quality = Quality.BAD) -> ReadResult:
+               quality: Quality = Quality.BAD, note: str | None = None) -> ReadResult:
         n = len(slots)
+        notes = MappingProxyType({int(s): note for s in slots.tolist()} if note else {})
         return cls(slots=slots, raw=np.full(n, np.nan), quality=np.full(n, quality, np.uint8),
-                   reason=np.full(n, reason, np.uint8), received_ns=received_ns)
+                   reason=np.full(n, reason, np.uint8), received_ns=received_ns, notes=notes)
 
     def sources(self) -> NDArray[np.int64]:
         """Source time of every slot (the receive time where the device gives none)."""
@@ -250,6 +257,7 @@ class ResultBuilder:
         self.received_ns = received_ns
         self.texts: dict[int, str] = {}
         self.exact: dict[int, int] = {}
+        self.notes: dict[int, str] = {}
         self._has_source = False
 
     def set(self, point: Point, value: bool | int | float | str | Sequence[float],
@@ -273,12 +281,15 @@ class ResultBuilder:
         self.quality[i:i + k] = Quality.GOOD
         self.reason[i:i + k] = Reason.NONE
         self.touched[i:i + k] = True
+        self.notes.pop(point.slot, None)
         if source_ns is not None:
             self.source_ns[i:i + k] = source_ns
             self._has_source = True
 
-    def fail(self, point: Point, reason: Reason, quality: Quality = Quality.BAD) -> None:
-        """``point`` has no usable value this time, for ``reason``."""
+    def fail(self, point: Point, reason: Reason, quality: Quality = Quality.BAD,
+             note: str | None = None) -> None:
+        """``point`` has no usable value this time, for ``reason`` (``note`` says it in
+        words: what the device answered, what was expected)."""
         i = self._pos[point.slot]
         k = point.address.elements
         self.raw[i:i + k] = np.nan
@@ -287,20 +298,26 @@ class ResultBuilder:
         self.touched[i:i + k] = True
         self.texts.pop(point.slot, None)
         self.exact.pop(point.slot, None)
+        if note:
+            self.notes[point.slot] = note
+        else:
+            self.notes.pop(point.slot, None)
 
     def build(self, *, requests: int = 0, only_set: bool = False) -> ReadResult:
         source = self.source_ns if self._has_source else None
         if not only_set:
             return ReadResult(self.slots, self.raw, self.quality, self.reason, self.received_ns,
                               source, MappingProxyType(self.texts),
-                              MappingProxyType(self.exact), requests)
+                              MappingProxyType(self.exact), requests,
+                              MappingProxyType(self.notes))
         m = self.touched
         keep = set(self.slots[m].tolist())
         return ReadResult(
             self.slots[m], self.raw[m], self.quality[m], self.reason[m], self.received_ns,
             source[m] if source is not None else None,
             MappingProxyType({s: t for s, t in self.texts.items() if s in keep}),
-            MappingProxyType({s: v for s, v in self.exact.items() if s in keep}), requests)
+            MappingProxyType({s: v for s, v in self.exact.items() if s in keep}), requests,
+            MappingProxyType({s: n for s, n in self.notes.items() if s in keep}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,17 @@ class DriverFamily:
     one is missing, naming ``requires``."""
     package: str = "smartline"
     profile_dirs: tuple[Path, ...] = ()
+    profile_protocol: type[Any] | None = None
+    """The model of the ``protocol:`` section of the family's device profiles, for
+    families whose devices are described by a profile rather than by addresses (line
+    protocols of serial instruments): a pydantic model, validated with located errors. A
+    device of the family then needs a profile, and its driver gets the validated section
+    as ``DeviceSpec.protocol``. None: profiles of the family have no such section."""
+    profile_check: Callable[[Any, Mapping[str, Any]], Sequence[tuple[tuple[str | int, ...], str]]] \
+        | None = None
+    """Checks between a validated ``protocol`` section and the profile's points
+    (``profile_check(protocol, points)``, points by name): ``(key path, message)`` pairs,
+    the key path from the profile's top (``("protocol", "commands", "weight")``)."""
     named_points: bool = False
     """Addresses are the point names of the device's profile (instruments, CNC): a tag
     may only name a point of the profile, and a point's name is its address."""

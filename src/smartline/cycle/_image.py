@@ -70,6 +70,7 @@ class TagValue:
     reason: Reason
     source_ns: int
     received_ns: int
+    note: str | None = None  # why it is not GOOD, in words, where the device said more
 
     @property
     def timestamp_ns(self) -> int:
@@ -84,6 +85,8 @@ class TagValue:
                                   "received": iso_ns(self.received_ns)}
         if self.reason is not Reason.NONE:
             out["reason"] = self.reason.label
+        if self.note and self.quality is not Quality.GOOD:
+            out["note"] = self.note
         return out
 
 
@@ -213,6 +216,8 @@ class ProcessImage:
         #: which slots hold text now (untyped slots switch between text and numbers)
         self.has_text: NDArray[np.bool_] = np.zeros(size, np.bool_)
         self.exact: dict[int, int] = {}
+        #: why a slot is not GOOD, in words, where its driver said more than the reason
+        self.notes: dict[int, str] = {}
         self.has_exact: NDArray[np.bool_] = np.zeros(size, np.bool_)
         #: taken by writers and Python readers; never by a compiled tick
         self.lock = threading.Lock()
@@ -330,6 +335,11 @@ class ProcessImage:
                     self.texts[slot] = text
                     self.has_text[slot] = True
                     self._any_text = True
+            if self.notes:
+                for slot in s.tolist():
+                    self.notes.pop(slot, None)
+            if result.notes:
+                self.notes.update(result.notes)
             if exact or (self._any_exact and self.has_exact[s].any()):
                 self._drop_exact(s)
                 for slot, number in exact.items():
@@ -337,8 +347,10 @@ class ProcessImage:
                     self.has_exact[slot] = True
                     self._any_exact = True
 
-    def mark(self, slots: NDArray[np.intp], quality: Quality, reason: Reason) -> None:
-        """Set quality and reason of slots, keeping their last value (for STALE/UNCERTAIN).
+    def mark(self, slots: NDArray[np.intp], quality: Quality, reason: Reason,
+             note: str | None = None) -> None:
+        """Set quality and reason of slots, keeping their last value (for STALE/UNCERTAIN);
+        ``note`` says why in words (the error's message).
 
         Marking STALE leaves BAD slots alone, reason included: a value that was never good
         cannot become merely stale, and why it is bad (``not_connected``…) still holds.
@@ -347,6 +359,8 @@ class ProcessImage:
             return
         stale = quality is Quality.STALE
         with self.lock:
+            if note and not stale:
+                self.notes.update(dict.fromkeys(slots.tolist(), note))
             if self._seq_mark is not None:
                 self._seq_mark(self._arrays, _c(slots, np.intp), int(quality), int(reason),
                                stale)
@@ -404,6 +418,7 @@ class ProcessImage:
             vals = self.value[first:first + n].copy()
             text = self.texts[first] if self.has_text[first] else None
             exact = self.exact.get(first) if n == 1 and self.has_exact[first] else None
+            note = self.notes.get(first)
         value: float | bool | int | str | tuple[float, ...] | None
         if q is Quality.BAD:
             value = None
@@ -414,6 +429,6 @@ class ProcessImage:
                 + tag.scale.offset
         else:
             value = tag.typed_values(vals)  # type: ignore[assignment]
-        return TagValue(name, value, q, r, src, rcv)
+        return TagValue(name, value, q, r, src, rcv, note if q is not Quality.GOOD else None)
 
 

@@ -318,7 +318,7 @@ class LineIO:
         except SmartlineError as exc:
             st.ok = False
             st.error = str(exc)
-            self.image.mark(plan.slots, Quality.BAD, reason_for(exc))
+            self.image.mark(plan.slots, Quality.BAD, reason_for(exc), str(exc))
         else:
             st.requests = result.requests
             self.image.ingest(result)

@@ -25,16 +25,16 @@ class CncOptions(SerialOptions):
 FAMILY = DriverFamily(
     name="cnc",
     schemes=(
-        Scheme("grbl", "smartline.drivers.cnc:GrblDriver", serial=True, params=SERIAL_PARAMS,
+        Scheme("grbl", "smartline.drivers.cnc.grbl:GrblDriver", serial=True, params=SERIAL_PARAMS,
                description="a GRBL controller on a serial port"),
-        Scheme("mtconnect+http", "smartline.drivers.cnc:MtConnectDriver", 5000,
+        Scheme("mtconnect+http", "smartline.drivers.cnc.mtconnect:MtConnectDriver", 5000,
                description="an MTConnect agent (mtconnect+http://host:port/device)"),
     ),
     parse_address=functools.partial(parse_profile, family="cnc"),
     named_points=True,
     options=CncOptions,
     value_types=("bool", "int64", "float64", "string"),
-    requires="smartline[serial]",
-    imports=("serial",),
+    requires="smartline[cnc]",
+    imports=("serial", "aiohttp", "defusedxml"),
     description="CNC controllers: GRBL and MTConnect",
 )
