@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -406,3 +407,67 @@ def test_check_notes_a_protocol_library_that_is_not_installed(tmp_path: Path) ->
     assert summary.splitlines()[1:] == [
         "  note: devices a, b: the needy driver needs no_such_lib_xyz, which is not installed "
         "here: pip install 'smartline[needy]'"]
+
+
+def test_a_family_can_describe_its_devices_by_a_protocol_section(tmp_path: Path) -> None:
+    """DriverFamily.profile_protocol validates a profile's protocol section with located
+    errors, profile_check ties it to the points, and the driver gets it in its spec."""
+    from pydantic import BaseModel, ConfigDict
+
+    from smartline.core import DriverFamily, Scheme
+    from smartline.tags import parse_profile
+
+    class Proto(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+        send: dict[str, str]
+
+    def check(protocol: Proto, points: object) -> list[tuple[tuple[str | int, ...], str]]:
+        assert isinstance(points, Mapping)
+        return [(("points", name), f"no command reads {name!r}")
+                for name in points if name not in protocol.send]
+
+    family = DriverFamily("gauge", (Scheme("gauge", "gauge_driver:Gauge"),),
+                          lambda text: parse_profile(text, family="gauge"), named_points=True,
+                          profile_protocol=Proto, profile_check=check, package="acme-gauges")
+    registry = DriverRegistry([family], use_entry_points=False)
+    folder = tmp_path / "profiles" / "acme"
+    folder.mkdir(parents=True)
+    head = ("smartline-profile: 1\nvendor: acme\nmodel: g1\nfamily: gauge\n"
+            "manual: {title: G1 manual}\n")
+    (folder / "g1.yaml").write_text(head + "protocol:\n  send: {pressure: 'PR1'}\n"
+                                    "points:\n  pressure: {unit: mbar}\n")
+    body = ("profile_paths: [profiles]\ndevices:\n  g: {url: 'gauge://x', profile: acme/g1}\n"
+            "tags:\n  p: {device: g, address: pressure}\n")
+    line = _line(tmp_path, body, registry=registry)
+    protocol = line.devices["g"].spec().protocol
+    assert isinstance(protocol, Proto) and protocol.send == {"pressure": "PR1"}
+
+    (folder / "g1.yaml").write_text(head + "protocol:\n  send: {pressure: 1}\n  colour: red\n"
+                                    "points:\n  pressure: {}\n  temperature: {}\n")
+    with pytest.raises(ConfigError) as info:
+        load_profile(folder / "g1.yaml", registry=registry)
+    found = [(i.line, i.path, i.message) for i in info.value.issues]
+    assert [f[:2] for f in found] == [(7, "protocol.send.pressure"), (8, "protocol.colour")]
+    assert "colour" in found[1][2]
+    (folder / "g1.yaml").write_text(head + "protocol:\n  send: {pressure: 'PR1'}\n"
+                                    "points:\n  pressure: {}\n  temperature: {}\n")
+    with pytest.raises(ConfigError) as info:
+        load_profile(folder / "g1.yaml", registry=registry)
+    assert [(i.path, i.message) for i in info.value.issues] == [
+        ("points.temperature", "no command reads 'temperature'")]
+    (folder / "g1.yaml").write_text(head + "points:\n  pressure: {}\n")
+    with pytest.raises(ConfigError, match="a gauge profile needs a 'protocol' section"):
+        load_profile(folder / "g1.yaml", registry=registry)
+    assert _issues(tmp_path, "devices:\n  g: {url: 'gauge://x'}\n", registry=registry) == [
+        "devices.g: a gauge device needs 'profile: vendor/model': the profile describes the "
+        "instrument's protocol"]
+
+
+def test_a_protocol_section_where_the_family_has_none_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("smartline-profile: 1\nvendor: acme\nmodel: m\nfamily: memory\n"
+                    "manual: {title: T}\nprotocol: {send: x}\npoints:\n  a: {address: a}\n")
+    with pytest.raises(ConfigError) as info:
+        load_profile(path)
+    assert [(i.line, i.path) for i in info.value.issues] == [(6, "protocol")]
+    assert "memory profiles have no protocol section" in info.value.issues[0].message

@@ -229,3 +229,20 @@ async def test_subscribe_to_a_device_that_is_down_waits_for_it():
     assert d.health.subscriptions == 1
     await d.close()
     assert d.health.subscriptions == 0
+
+
+def test_result_builder_notes_follow_the_last_verdict_of_each_point() -> None:
+    from smartline.core import Point, Quality, Reason, ResultBuilder
+    from smartline.tags import parse_address
+
+    a = Point("a", 0, parse_address("memory", "a"))
+    b = Point("b", 1, parse_address("memory", "b"))
+    rb = ResultBuilder([a, b], received_ns=5)
+    rb.fail(a, Reason.TIMEOUT, note="no reply within 1000 ms (partial 'S S  1')")
+    rb.fail(b, Reason.DEVICE_ERROR, note="busy")
+    rb.set(b, 2.5)
+    full = rb.build()
+    assert dict(full.notes) == {0: "no reply within 1000 ms (partial 'S S  1')"}
+    assert full.quality.tolist() == [Quality.BAD, Quality.GOOD]
+    rb.fail(a, Reason.TIMEOUT)  # a new verdict without words forgets the old words
+    assert dict(rb.build(only_set=True).notes) == {}

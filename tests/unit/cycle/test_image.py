@@ -478,3 +478,20 @@ def test_typed_values_follow_the_tag_type(image):
     img = ProcessImage([opc])  # no storage type: stays float (used to raise AttributeError)
     img.ingest(result([0], [3]))
     assert img.get("n").value == 3.0 and type(img.get("n").value) is float
+
+
+def test_notes_say_why_a_value_is_bad_and_go_when_it_is_good(image):
+    failed = ReadResult.failed(np.asarray([0, 6], np.intp), Reason.DEVICE_ERROR, 10,
+                               note="S +: overload")
+    image.ingest(failed)
+    level = image.get("level")
+    assert level.quality is Quality.BAD and level.note == "S +: overload"
+    assert level.as_json()["note"] == "S +: overload"
+    assert level.as_json()["reason"] == "device_error"
+    image.ingest(result([0], [1000]))  # good again: the note is gone, the other slot keeps it
+    assert image.get("level").note is None and "note" not in image.get("level").as_json()
+    assert image.get("count").note == "S +: overload"
+    image.mark(np.asarray([6], np.intp), Quality.BAD, Reason.TIMEOUT, "no reply within 1000 ms")
+    assert image.get("count").note == "no reply within 1000 ms"
+    image.mark(np.asarray([0], np.intp), Quality.STALE, Reason.DEADLINE, "late")
+    assert image.get("level").quality is Quality.STALE and image.get("level").note is None
