@@ -75,6 +75,15 @@ async def browse_url(url: str, *, depth: int = 3, timeout_s: float = 2.0,
         raise BrowseUnsupportedError(f"the {parsed.scheme}:// driver ({cls.__qualname__}) "
                                      "cannot browse its device yet")
     given = dict(options or {})
+    protocol: object = None
+    profile_name = given.pop("profile", None)
+    if profile_name is not None:
+        profile = _load_profile(url, str(profile_name), registry)
+        if profile.family != registry.info(parsed.scheme).family.name:
+            raise ConfigError(ConfigIssue(url, "profile", f"profile {profile.name!r} describes "
+                                          f"{profile.family} devices, not {parsed.scheme}://"))
+        protocol = profile.protocol
+        given = {**{k: v for k, v in profile.defaults.items() if k != "timeout_ms"}, **given}
     security = given.pop("security", None) or {}
     if isinstance(security, str):  # ``security: none``: a device option of the family
         given["security"] = security
@@ -92,7 +101,8 @@ async def browse_url(url: str, *, depth: int = 3, timeout_s: float = 2.0,
         raise ConfigError(ConfigIssue(url, "security", "expected a mapping"))
     spec = DeviceSpec(name=DEVICE, url=parsed, timeout_s=timeout_s, options=given or None,
                       security={str(k): str(v) for k, v in security.items()},
-                      username=None if username is None else str(username), password=password)
+                      username=None if username is None else str(username), password=password,
+                      protocol=protocol)
     driver: DriverBase[Any, Any] = cls(spec)
     if max_requests is not None and hasattr(driver, "browse_max_requests"):
         driver.browse_max_requests = max_requests  # type: ignore[attr-defined]
@@ -105,6 +115,21 @@ async def browse_url(url: str, *, depth: int = 3, timeout_s: float = 2.0,
             raise
     finally:
         await driver.close()
+
+
+def _load_profile(url: str, name: str, registry: DriverRegistry) -> Any:
+    """The device profile ``vendor/model`` (built-in, a family's, or under ``./``)."""
+    from pathlib import Path
+
+    from .config import find_profile, load_profile
+
+    try:
+        return load_profile(find_profile(name, [Path.cwd()], registry=registry),
+                            registry=registry)
+    except (ValueError, FileNotFoundError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(ConfigIssue(url, "profile", str(exc))) from None
 
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

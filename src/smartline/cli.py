@@ -266,12 +266,17 @@ def demo(cycles: int | None, stats_path: Path | None, live: bool | None) -> None
 @click.option("--option", "option_texts", multiple=True, metavar="KEY=VALUE",
               help="A device key with a scalar YAML value (repeatable), as in a line file's "
                    "device entry, e.g. --option security=none; written into the YAML.")
+@click.option("--profile", "profile", default=None, metavar="VENDOR/MODEL",
+              help="The device profile of an instrument that is described by one (serial "
+                   "instruments): browse lists what it can query; written into the YAML.")
 def browse(url: str, as_json: bool, *, depth: int, timeout_ms: float,
-           max_requests: int | None, option_texts: tuple[str, ...]) -> None:
+           max_requests: int | None, option_texts: tuple[str, ...],
+           profile: str | None) -> None:
     """What the device at URL offers, as a line file to paste from (or --json).
 
     OPC UA: the node tree; S7: the CPU's identity and blocks; Modbus: device identification
-    (FC 43) and the register ranges that answer. Exits 2 for a bad URL or --option, an
+    (FC 43) and the register ranges that answer; MTConnect: devices and data items; a
+    serial instrument (with --profile): its identity and what it can query. Exits 2 for a bad URL or --option, an
     unknown scheme or a missing extra, 1 when the device does not answer.
     """
     from .browse import (
@@ -289,6 +294,8 @@ def browse(url: str, as_json: bool, *, depth: int, timeout_ms: float,
         except ValueError as exc:
             _fail(str(exc), EXIT_BAD_INPUT)
         options[key] = value
+    if profile is not None:
+        options["profile"] = profile
     try:
         result = asyncio.run(browse_url(url, depth=depth, timeout_s=timeout_ms / 1e3,
                                         max_requests=max_requests, options=options or None))

@@ -205,3 +205,14 @@ async def test_opcua_browse_of_a_none_only_server_needs_security_none(env, tmp_p
 
         code, out, err = await asl("browse", sim.url(), "--option", "security", env=env)
         assert code == 2 and "KEY=VALUE" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("profile", "message"), [
+    ("acme/nothing-here", "device profile 'acme/nothing-here' not found"),
+    ("Bad Name", "profile name 'Bad Name': expected 'vendor/model'"),
+    ("abb/acs580", "profile 'abb/acs580' describes modbus devices, not memory://"),
+])
+def test_a_profile_that_is_missing_or_does_not_fit_exits_2(profile, message, env):
+    r = sl("browse", "memory://m", "--profile", profile, env=env)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
