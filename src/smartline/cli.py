@@ -276,8 +276,9 @@ def browse(url: str, as_json: bool, *, depth: int, timeout_ms: float,
 
     OPC UA: the node tree; S7: the CPU's identity and blocks; Modbus: device identification
     (FC 43) and the register ranges that answer; MTConnect: devices and data items; a
-    serial instrument (with --profile): its identity and what it can query. Exits 2 for a bad URL or --option, an
-    unknown scheme or a missing extra, 1 when the device does not answer.
+    serial instrument (with --profile): its identity and what it can query. Exits 2 for a
+    bad URL or --option, an unknown scheme or a missing extra, 1 when the device does not
+    answer.
     """
     from .browse import (
         BrowseUnsupportedError,
@@ -386,6 +387,108 @@ def certs_trust(file: Path, trust_dir: Path | None) -> None:
     except OSError as exc:
         _fail(f"cannot trust {file}: {exc.strerror or exc}", EXIT_FAILURE)
     click.echo(str(target))
+
+
+@cli.group()
+def cnc() -> None:
+    """CNC controllers: stream G-code jobs to a GRBL controller."""
+
+
+@cnc.command("send")
+@click.argument("line", type=click.Path(path_type=Path))
+@click.argument("device")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--mode", type=click.Choice(["counting", "send-response"]), default="counting",
+              show_default=True,
+              help="counting keeps GRBL's receive buffer full; send-response waits for each ok.")
+@click.option("--check", is_flag=True,
+              help="Run the job in GRBL's check mode ($C): every line parsed, nothing moves.")
+@click.option("--continue-on-error", is_flag=True,
+              help="Keep streaming after an error:N (default: stop safely at the first).")
+@click.option("--progress/--no-progress", default=None,
+              help="Show a progress bar on stderr (default: when stderr is a terminal).")
+@_profile_path_option
+def cnc_send(  # noqa: PLR0917 (click passes one parameter per option)
+        line: Path, device: str, file: Path, mode: str, check: bool, continue_on_error: bool,
+        progress: bool | None, profile_paths: tuple[Path, ...]) -> None:
+    """Stream a G-code FILE to the GRBL controller DEVICE of LINE, with progress.
+
+    Stops safely on an alarm or an error (feed hold, wait until stopped, soft reset) and on
+    Ctrl-C. Exits 0 when every line was acknowledged, 1 on an alarm, an error or a broken
+    link (naming the file line and GRBL's meaning), 2 on bad input.
+    """
+    from .line import Line
+
+    ln = _load_line(str(line), profile_paths)
+    assert isinstance(ln, Line)
+    cfg = ln.config.devices.get(device)
+    if cfg is None:
+        known = ", ".join(ln.config.devices) or "none"
+        _fail(f"{line}: unknown device {device!r}; devices: {known}", EXIT_BAD_INPUT)
+    if cfg.scheme.name != "grbl":
+        _fail(f"{line}: device {device!r} is a {cfg.scheme.name}:// device, not a GRBL "
+              "controller (grbl://PORT)", EXIT_BAD_INPUT)
+    try:
+        from .drivers.cnc.grbl import GcodeJob, GcodeProgram, GrblDriver, JobOutcome
+    except ImportError as exc:
+        _fail(f"GRBL needs pyserial ({exc.name or exc}): install it with "
+              "pip install 'smartline[cnc]'", EXIT_BAD_INPUT)
+    try:
+        program = GcodeProgram.load(file)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(issue.format(), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+    show = progress if progress is not None else sys.stderr.isatty()
+
+    async def go() -> JobOutcome:
+        import signal
+
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        async with ln:
+            drv = ln.io.driver(device)
+            assert isinstance(drv, GrblDriver)
+            await drv.connect()
+            bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                           TextColumn("{task.completed}/{task.total} lines"),
+                           TimeRemainingColumn(), console=Console(stderr=True),
+                           transient=True, disable=not show)
+            task = bar.add_task(f"{file.name} → {device}", total=len(program.lines))
+
+            def on_progress(p: Any) -> None:
+                bar.update(task, completed=p.acked,
+                           description=f"{file.name} → {device} [{p.machine_state or '…'}]")
+
+            job = GcodeJob(drv, program, mode=mode,  # type: ignore[arg-type]
+                           stop_on_error=not continue_on_error, check=check,
+                           on_progress=on_progress)
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGINT, job.cancel)
+            try:
+                with bar:
+                    return await job.run()
+            finally:
+                loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        outcome = asyncio.run(go())
+    except DriverNotAvailableError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except SmartlineError as exc:
+        _fail(f"{device}: {exc}", EXIT_FAILURE)
+    if outcome.ok:
+        click.echo(f"smartline: {outcome.message} in {outcome.elapsed_s:.1f} s "
+                   f"({outcome.mode}{', check mode' if check else ''})", err=True)
+        sys.exit(EXIT_OK)
+    click.echo(f"smartline: {outcome.message}", err=True)
+    for err in outcome.errors[1:]:
+        click.echo(f"smartline: {file}:{err.file_line}: {err.text}: error:{err.code} "
+                   f"({err.meaning})", err=True)
+    sys.exit(EXIT_FAILURE)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

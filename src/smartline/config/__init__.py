@@ -9,6 +9,7 @@ smartline file for ``smartline check``. Every problem is reported, as
 from ._check import check_file
 from ._common import data_dir
 from ._line import load_line
+from ._lineproto import LineProtocol
 from ._profile import find_profile, load_profile
 from ._schema import DeviceOptions, NoOptions, SecurityModel, UserModel
 from ._types import (
@@ -25,6 +26,7 @@ __all__ = [
     "DeviceConfig",
     "DeviceOptions",
     "LineConfig",
+    "LineProtocol",
     "NoOptions",
     "Profile",
     "ProfileManual",

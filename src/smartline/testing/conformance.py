@@ -72,6 +72,8 @@ class Harness(Protocol):
     """What a driver's test supplies to the conformance suite."""
 
     timeout_s: float  # the driver's timeout; faults must outlast it
+    # A harness may also set ``read_only = True`` (a device nobody writes, MTConnect):
+    # the suite then reads back values changed with :meth:`change` instead of writing.
 
     def make_driver(self) -> DriverBase[Any, Any]:
         """A fresh, unconnected driver talking to the simulator."""
@@ -146,6 +148,42 @@ async def check_read_write_round_trip(h: Harness) -> None:
                 got = float(result.raw[i])
                 assert math.isclose(got, float(want), rel_tol=1e-6), (
                     f"{it.point.tag}: wrote {want!r}, read {got!r}")
+
+
+async def check_device_values_are_read(h: Harness) -> None:
+    """For a read-only device (``h.read_only``): values changed on the device side are
+    the values read back, GOOD, and every write of them is refused before any I/O."""
+    async with h.make_driver() as d:
+        pts = list(h.points())
+        items = [WriteItem(p, h.value_for(p)) for p in pts]
+        for it in items:
+            await h.change(it.point, it.value)
+        plan = d.plan(pts)
+        sink = RecordingSink()
+        await _read_until(d, plan, sink, items)
+        try:
+            await d.write(items[:1])
+        except WriteRefusedError:
+            pass
+        else:
+            raise AssertionError("a read-only driver accepted a write")
+
+
+async def _read_until(d: DriverBase[Any, Any], plan: Any, sink: RecordingSink,
+                      items: Sequence[WriteItem], timeout_s: float = 5.0) -> None:
+    """Read ``plan`` until every item's value is read back GOOD (a device may publish a
+    change a moment later), or fail naming the first that is not."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sink.push(await d.read(plan))
+        missing = [it for it in items if not sink.latest_equals(it.point, it.value)]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            it = missing[0]
+            raise AssertionError(f"{it.point.tag}: the device has {it.value!r}, the read "
+                                 "does not show it")
+        await asyncio.sleep(0.02)
 
 
 async def check_timeout_raises(h: Harness) -> None:
@@ -410,7 +448,8 @@ def _assert_same(a: ReadResult, b: ReadResult, message: str) -> None:
                  f"{dict(b.texts)}"
 
 
-CHECKS: tuple[Callable[[Harness], Awaitable[None]], ...] = (
+CHECKS: tuple[Callable[[Harness], Awaitable[None]], ...] = (  # the write round trip's
+    # read-only counterpart, check_device_values_are_read, replaces it where it applies
     check_connect_close_idempotent,
     check_read_write_round_trip,
     check_timeout_raises,
@@ -433,8 +472,13 @@ PUSH_CHECKS: tuple[Callable[[Harness], Awaitable[None]], ...] = (
 
 def checks_for(h: Harness) -> tuple[Callable[[Harness], Awaitable[None]], ...]:
     """The checks that apply to ``h``: :data:`CHECKS`, without the exact-integer check for a
-    device with no 64-bit integers, plus :data:`PUSH_CHECKS` for a device that pushes."""
+    device with no 64-bit integers, with :func:`check_device_values_are_read` instead of the
+    write round trip for a read-only device (a harness whose ``read_only`` is true), plus
+    :data:`PUSH_CHECKS` for a device that pushes."""
     checks = [c for c in CHECKS if c is not check_integers_are_exact or h.exact_points()]
+    if getattr(h, "read_only", False):
+        checks = [check_device_values_are_read if c is check_read_write_round_trip else c
+                  for c in checks]
     if h.pushed_points():
         checks += PUSH_CHECKS
     return tuple(checks)

@@ -471,3 +471,14 @@ def test_a_protocol_section_where_the_family_has_none_is_an_error(tmp_path: Path
         load_profile(path)
     assert [(i.line, i.path) for i in info.value.issues] == [(6, "protocol")]
     assert "memory profiles have no protocol section" in info.value.issues[0].message
+
+
+def test_grbl_and_mtconnect_keys_stay_with_their_scheme(tmp_path: Path) -> None:
+    body = ("devices:\n"
+            "  mill: {url: 'mtconnect+http://127.0.0.1:5000/mill', rx_buffer_bytes: 64}\n"
+            "  cnc: {url: 'grbl:///dev/ttyUSB0', interval_ms: 50}\n"
+            "  ok: {url: 'grbl:///dev/ttyUSB1', rx_buffer_bytes: 256}\n")
+    assert _issues(tmp_path, body) == [
+        "devices.mill.rx_buffer_bytes: rx_buffer_bytes applies to grbl controllers, not "
+        "mtconnect+http agents",
+        "devices.cnc.interval_ms: interval_ms applies to mtconnect+http URLs, not grbl"]
