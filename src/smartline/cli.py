@@ -93,7 +93,8 @@ def check(files: tuple[Path, ...], profile_paths: tuple[Path, ...]) -> None:
                    "(timestamp: when the device sampled the value; received: when it arrived).")
 @_profile_path_option
 def read(line: Path, tags: tuple[str, ...], as_json: bool, profile_paths: tuple[Path, ...]) -> None:
-    """Read tags once (default: every tag of the line).
+    """Read tags once (default: every tag of the line that can be read, i.e. all but the
+    write-only ones).
 
     Exits 1 if a device could not be read (its tags are reported with quality "bad").
     """
@@ -104,6 +105,12 @@ def read(line: Path, tags: tuple[str, ...], as_json: bool, profile_paths: tuple[
     unknown = [t for t in tags if t not in ln.config.tags]
     if unknown:
         _fail(f"{line}: unknown tag(s): {', '.join(unknown)}", EXIT_BAD_INPUT)
+    from .tags import Access
+
+    write_only = [t for t in tags if ln.config.tags[t].access is Access.W]
+    if write_only:
+        _fail(f"{line}: write-only tag(s) (access w) cannot be read: {', '.join(write_only)}",
+              EXIT_BAD_INPUT)
 
     async def go() -> dict[str, object]:
         async with ln:

@@ -13,6 +13,7 @@ from typing import Self
 from .config import LineConfig, load_line
 from .core import Clock, DriverRegistry, MonotonicClock
 from .cycle import AuditSink, DeviceReadStats, LineIO, ProcessImage, TagValue
+from .tags import Access
 
 __all__ = ["Line"]
 
@@ -37,10 +38,15 @@ class Line:
         return cls(config, clock=clock, registry=registry, audit=audit)
 
     async def read(self, tags: Iterable[str] = ()) -> dict[str, TagValue]:
-        """Read the given tags (default: all) once from their devices."""
-        names = list(tags) or list(self.config.tags)
+        """Read the given tags (default: every tag but the write-only ones) once from
+        their devices. ``KeyError`` for an unknown tag, ``ValueError`` for a write-only
+        one (``access: w``: a command such as a scale's zero, nothing to read)."""
+        names = list(tags) or [n for n, t in self.config.tags.items()
+                               if t.access is not Access.W]
         for n in names:
             self.image.slot(n)  # KeyError for an unknown tag, before any I/O
+            if self.config.tags[n].access is Access.W:
+                raise ValueError(f"tag {n!r} is write-only (access w): it cannot be read")
         group = self.io.group(names)
         self.last_read = await self.io.read(group)
         return {n: self.image.get(n) for n in names}

@@ -166,3 +166,15 @@ def test_an_unwritable_audit_log_refuses_the_write_before_sending(line, env, tmp
     assert "audit log" in r.stderr and "Traceback" not in r.stderr
     data = json.loads(sl("read", line, "speed_sp", "--json", env=env).stdout)
     assert data["speed_sp"]["value"] != 33
+
+
+def test_write_only_tags_are_left_out_of_a_read_and_refused_by_name(tmp_path, env):
+    p = tmp_path / "line.yaml"
+    p.write_text(LINE.replace("tasks:", '  reset:    {device: plc, address: "reset:bool", '
+                                        'access: w}\ntasks:'))
+    r = sl("read", p, "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "reset" not in json.loads(r.stdout) and "level" in json.loads(r.stdout)
+    r = sl("read", p, "reset", env=env)
+    assert r.returncode == 2
+    assert "write-only tag(s) (access w) cannot be read: reset" in r.stderr

@@ -195,6 +195,8 @@ class MtConnectDriver(DriverBase[MtConnectPlan, CncOptions]):
 
     def _plan(self, points: Sequence[Point]) -> MtConnectPlan:
         targets = tuple(self._resolve(p) for p in points)
+        if self._model is None:  # planned before the first probe: resolved again after it
+            return MtConnectPlan(targets, self._model_epoch)
         for t in targets:
             if t.error and t.point.tag not in self._warned:
                 self._warned.add(t.point.tag)
