@@ -22,6 +22,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from smartline.tags.identity import SCAN_FIELDS, is_scan_field
+
 from ._schema import DOTTED, _Model, fail
 
 __all__ = [
@@ -173,19 +175,14 @@ DECODES = ("scan",)
 """Named decodes of a reply field: ``scan`` splits a scanned code into its fields
 (``smartline.tags.identity.scan_fields``) and ``take`` names the one a point gets."""
 
-SCAN_FIELD_NAMES = ("symbology", "symbology_name", "data", "gtin", "sscc", "batch", "serial",
-                    "prod_date", "pack_date", "best_before", "expiry", "count", "order",
-                    "handle", "handle_prefix", "handle_suffix")
-_AI = re.compile(r"ai\.\d{2,4}")
+SCAN_FIELD_NAMES = SCAN_FIELDS
+"""The named fields of a scan (``ai.NN`` besides): ``smartline.tags.identity.SCAN_FIELDS``."""
 
 
 def is_scan_field_name(name: str) -> bool:
-    """Whether ``take:`` may name ``name`` (asks the identity module when it is there)."""
-    try:
-        from smartline.tags.identity import is_scan_field
-    except ImportError:
-        return name in SCAN_FIELD_NAMES or bool(_AI.fullmatch(name))
-    return bool(is_scan_field(name))
+    """Whether ``take:`` may name ``name``: a named field of a scan or ``ai.NN`` of a known
+    application identifier."""
+    return is_scan_field(name)
 
 
 # -- the model -----------------------------------------------------------------------------

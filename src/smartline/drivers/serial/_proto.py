@@ -18,6 +18,7 @@ from ...config._lineproto import (
     checksum,
 )
 from ...core import ConfigError, ConfigIssue, Reason
+from ...tags.identity import scan_fields
 
 __all__ = ["Compiled", "Outcome", "Rule", "Value", "compile_protocol"]
 
@@ -226,10 +227,6 @@ def convert(spec: FieldSpec, m: re.Match[str]) -> Value | tuple[Reason, str]:
 
 
 def _scan(text: str, take: str) -> Value | tuple[Reason, str]:
-    try:
-        from smartline.tags.identity import scan_fields
-    except ImportError:
-        return Reason.DECODE_ERROR, "scan decoding is not available (smartline.tags.identity)"
     try:
         fields = scan_fields(text)
     except ValueError as exc:
