@@ -65,7 +65,7 @@ def cli(verbose: int) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_profile_path_option
 def check(files: tuple[Path, ...], profile_paths: tuple[Path, ...]) -> None:
-    """Validate line and device-profile files.
+    """Validate line, device-profile, HIL scenario and plant files.
 
     Every problem is reported, one per line, as FILE:LINE:COL: key.path: message.
     Exits 2 if any file has a problem, 0 otherwise.
@@ -231,18 +231,61 @@ def write(line: Path, assignments: tuple[str, ...], audit_path: Path | None,
               default=None, help="Write timing statistics as JSON to FILE on exit.")
 @click.option("--live/--no-live", default=None,
               help="Live statistics in the terminal (default: when stdout is a terminal).")
+@click.option("--sim", "sim_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Run against this HIL scenario's simulated plant (the "
+              "line's devices are mapped to its endpoints by name); exit 1 if an "
+              "expectation fails.")
+@click.option("--virtual", is_flag=True, default=False,
+              help="With --sim: virtual time in lock-step with the plant, as fast as the CPU "
+              "allows (needs --duration or --cycles).")
 @_profile_path_option
 def run(  # noqa: PLR0917 (click passes one parameter per option)
         line: Path, cycles: int | None, duration_s: float | None, stats_path: Path | None,
-        live: bool | None, profile_paths: tuple[Path, ...]) -> None:
+        live: bool | None, sim_path: Path | None, virtual: bool,
+        profile_paths: tuple[Path, ...]) -> None:
     """Run the line's tasks until Ctrl-C (or --cycles / --duration); outputs go safe on stop."""
-    from .run import run_line
+    from .run import run_line, run_line_sim
 
     if cycles is not None and duration_s is not None:
         _fail("give --cycles or --duration, not both", EXIT_BAD_INPUT)
+    if sim_path is not None:
+        if virtual and cycles is None and duration_s is None:
+            _fail("--virtual runs as fast as it can: give --duration or --cycles",
+                  EXIT_BAD_INPUT)
+        sys.exit(run_line_sim(line, sim_path, virtual=virtual, cycles=cycles,
+                              duration_s=duration_s, stats_path=stats_path,
+                              live=sys.stdout.isatty() if live is None else live,
+                              profile_paths=profile_paths))
+    if virtual:
+        _fail("--virtual needs --sim SCENARIO (virtual time runs against a simulated plant)",
+              EXIT_BAD_INPUT)
     sys.exit(run_line(line, cycles=cycles, duration_s=duration_s, stats_path=stats_path,
                       live=sys.stdout.isatty() if live is None else live,
                       profile_paths=profile_paths))
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+def sim(scenario: Path) -> None:
+    """Serve a HIL scenario's devices and plant in real time on 127.0.0.1.
+
+    Prints one JSON line per endpoint, {"device": NAME, "url": URL}, as soon as it answers;
+    runs until SIGINT or SIGTERM, then stops every device (its ports are free again) and
+    prints one JSON line per expectation. Exits 2 for a bad file, 1 if an expectation failed.
+    """
+    from .hil.scenario import Scenario, serve_scenario
+
+    try:
+        loaded = Scenario.load(scenario)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(issue.format(), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    try:
+        sys.exit(asyncio.run(serve_scenario(loaded)))
+    except OSError as exc:  # a port in use, a pty that cannot be opened
+        _fail(f"{scenario}: cannot start the simulated devices: {exc}", EXIT_FAILURE)
 
 
 @cli.command()

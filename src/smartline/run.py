@@ -38,9 +38,11 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
     from .cycle import Engine, EngineStats
+    from .hil.scenario import Expectation, ExpectResult, ExpectTracker, Scenario
     from .line import Line
 
-__all__ = ["build_engine", "run_demo", "run_engine", "run_line", "with_device_urls"]
+__all__ = ["build_engine", "run_demo", "run_engine", "run_line", "run_line_sim",
+           "with_device_urls"]
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +172,218 @@ def run_demo(*, cycles: int | None = None, stats_path: Path | None = None,
     """``smartline demo``: the heat-treatment line against its simulated furnace."""
     return _aborted_is_130(lambda: asyncio.run(_demo(
         cycles=cycles, stats_path=stats_path, live=live, duration_s=duration_s)))
+
+
+def run_line_sim(path: str | os.PathLike[str], scenario_path: str | os.PathLike[str], *,
+                 virtual: bool = False, cycles: int | None = None,
+                 duration_s: float | None = None, stats_path: Path | None = None,
+                 live: bool = False, profile_paths: Sequence[Path] = ()) -> int:
+    """``smartline run LINE --sim SCENARIO``: the line against its simulated plant.
+
+    Every device of the line is mapped, by name, to the scenario's endpoint of the same
+    protocol. ``virtual``: in this process, in lock-step on a virtual clock, as fast as the CPU
+    allows; else in real time with the scenario in its own process (as ``smartline demo``
+    does, so the plant does not share the controller's GIL). At the end every expectation
+    is printed; the exit code is 1 if one failed (2 for bad files or a device mapping that
+    does not fit).
+    """
+    from .config import load_line
+    from .hil.scenario import Scenario
+
+    try:
+        config = load_line(path, profile_paths=profile_paths)
+        scenario = Scenario.load(scenario_path)
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    problems = _sim_mapping_problems(config, scenario)
+    if problems:
+        for p in problems:
+            _error(f"{os.fspath(path)}: {p}")
+        return EXIT_BAD_INPUT
+    if virtual:
+        try:
+            return _aborted_is_130(lambda: asyncio.run(_sim_virtual(
+                path, config, scenario, cycles=cycles, duration_s=duration_s,
+                stats_path=stats_path, live=live)))
+        except OSError as exc:  # a port in use
+            _error(f"{os.fspath(scenario_path)}: cannot start the simulated devices: {exc}")
+            return EXIT_FAILURE
+    return _aborted_is_130(lambda: asyncio.run(_sim_real_time(
+        path, config, scenario, scenario_path, cycles=cycles, duration_s=duration_s,
+        stats_path=stats_path, live=live)))
+
+
+def _sim_mapping_problems(config: LineConfig, scenario: Scenario) -> list[str]:
+    """Why the line's devices cannot all be served by the scenario (empty: they can)."""
+    problems = []
+    for name, dev in config.devices.items():
+        spec = scenario.devices.get(name)
+        if spec is None:
+            problems.append(f"device {name} is not simulated by scenario {scenario.name} "
+                            f"({scenario.path}); it simulates "
+                            f"{', '.join(scenario.devices) or 'no device'}")
+        elif spec.protocol != dev.url.scheme:
+            problems.append(f"device {name} is {dev.url.scheme} in the line, but scenario "
+                            f"{scenario.name} simulates it as {spec.protocol}")
+    for x in scenario.expect:
+        if x.subject == "tag" and x.name not in config.tags:
+            problems.append(f"scenario {scenario.name} expects tag {x.name!r}, which the line "
+                            "does not have")
+    return problems
+
+
+def _tag_state(line: Line, x: Expectation) -> tuple[object, bool]:
+    from .core import Quality
+
+    v = line.image.get(x.name)
+    return v.value, v.quality == Quality.GOOD
+
+
+def _report(results: Sequence[ExpectResult], code: int) -> int:
+    for r in results:
+        print(f"expect: {r.line()}", file=sys.stderr)
+    if code == EXIT_OK and any(r.ok is False for r in results):
+        return EXIT_FAILURE
+    return code
+
+
+async def _prepared(engine: Engine) -> bool:
+    try:
+        await asyncio.to_thread(_prepare_saying_so, engine)
+    except ProgramError as exc:
+        _error(str(exc))
+        return False
+    return True
+
+
+async def _sim_virtual(path: str | os.PathLike[str], config: LineConfig, scenario: Scenario, *,
+                       cycles: int | None, duration_s: float | None,
+                       stats_path: Path | None, live: bool) -> int:
+    from .core import VirtualClock
+    from .hil.scenario import ExpectTracker, ScenarioRunner
+
+    clock = VirtualClock()
+    # the simulated servers share this process: their pymodbus logs would drown the line's
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    async with ScenarioRunner(scenario, clock=clock, trace=False) as runner:
+        urls = runner.urls()
+        cfg = with_device_urls(config, {n: urls[n] for n in config.devices})
+        tags = ExpectTracker(runner.tag_expectations())
+        holder: list[Line] = []
+
+        def advance(now_ns: int) -> None:
+            runner.advance_to(now_ns)
+            if tags.items and holder:
+                tags.update(runner.time_ns, lambda x: _tag_state(holder[0], x))
+
+        try:
+            line, engine = build_engine(cfg, clock=clock, on_advance=[advance])
+        except (ConfigError, DriverNotAvailableError) as exc:
+            _error(str(exc))
+            return EXIT_BAD_INPUT
+        holder.append(line)
+        if not await _prepared(engine):
+            await line.close()
+            return EXIT_BAD_INPUT
+        code = await run_engine(engine, line, cycles=cycles, duration_s=duration_s,
+                                stats_path=stats_path, live=live)
+        results = [*runner.results(), *tags.results(runner.time_ns)]
+    _error(f"smartline: scenario {scenario.name}: {runner.time_ns / 1e9:g} s of plant time "
+           "(virtual)")
+    return _report(sorted(results, key=lambda r: r.expectation.index), code)
+
+
+async def _sim_real_time(path: str | os.PathLike[str], config: LineConfig, scenario: Scenario,
+                         scenario_path: str | os.PathLike[str], *, cycles: int | None,
+                         duration_s: float | None, stats_path: Path | None,
+                         live: bool) -> int:
+    import json
+
+    from .hil.scenario import ExpectTracker
+
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "smartline.hil.scenario", os.fspath(scenario_path), "--stdin",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        start_new_session=True)
+    tags = ExpectTracker(
+        [x for x in scenario.expect if x.subject == "tag"])
+    sampler: asyncio.Task[None] | None = None
+    code = EXIT_FAILURE
+    plant: list[ExpectResult] = []
+    try:
+        assert sim.stdout is not None
+        urls: dict[str, str] = {}
+        try:
+            for _ in scenario.devices:
+                raw = await asyncio.wait_for(sim.stdout.readline(), _SIM_START_S)
+                if not raw:
+                    _error(f"the scenario simulator exited (code {await sim.wait()})")
+                    return EXIT_FAILURE
+                item = json.loads(raw)
+                urls[str(item["device"])] = str(item["url"])
+        except TimeoutError:
+            _error(f"the scenario simulator did not start within {_SIM_START_S:g} s")
+            return EXIT_FAILURE
+        cfg = with_device_urls(config, {n: urls[n] for n in config.devices})
+        try:
+            line, engine = build_engine(cfg)
+        except (ConfigError, DriverNotAvailableError) as exc:
+            _error(str(exc))
+            return EXIT_BAD_INPUT
+        if not await _prepared(engine):
+            await line.close()
+            return EXIT_BAD_INPUT
+        if tags.items:
+            sampler = asyncio.create_task(_sample_tags(tags, line, scenario.step_ns))
+        code = await run_engine(engine, line, cycles=cycles, duration_s=duration_s,
+                                stats_path=stats_path, live=live, console=_console())
+    finally:
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+        if sim.stdin is not None and sim.returncode is None:
+            sim.stdin.close()  # the simulator stops, then prints its expectations
+        plant = await _sim_results(sim, scenario)
+        await _stop_sim(sim)
+    return _report(sorted([*plant, *tags.results()], key=lambda r: r.expectation.index),
+                   code)
+
+
+async def _sample_tags(tags: ExpectTracker, line: Line, step_ns: int) -> None:
+    import time
+
+    start = time.monotonic_ns()
+    while True:
+        tags.update(time.monotonic_ns() - start, lambda x: _tag_state(line, x))
+        await asyncio.sleep(step_ns / 1e9)
+
+
+async def _sim_results(proc: asyncio.subprocess.Process, scenario: Scenario
+                       ) -> list[ExpectResult]:
+    """The expectation lines the simulator prints as it stops."""
+    import json
+
+    from .hil.scenario import ExpectResult
+
+    out: list[ExpectResult] = []
+    if proc.stdout is None:
+        return out
+    by_index = {x.index: x for x in scenario.expect}
+    try:
+        while True:
+            raw = await asyncio.wait_for(proc.stdout.readline(), 10.0)
+            if not raw:
+                break
+            item = json.loads(raw)
+            x = by_index.get(item.get("index"))
+            if x is not None:
+                out.append(ExpectResult(x, item.get("ok"), item.get("at_s"),
+                                        str(item.get("detail", ""))))
+    except (TimeoutError, ValueError):
+        pass
+    return out
 
 
 def _aborted_is_130(main: Callable[[], int]) -> int:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from smartline.core import ConfigError, DriverRegistry
 
@@ -72,9 +73,38 @@ def _check_profile(doc: Document, options: CheckOptions) -> str:
             f"{_plural(len(profile.points), 'point')}")
 
 
+def _hil_scenario() -> Any:
+    """``smartline.hil.scenario``, found at run time: the configuration layer must not
+    depend on the simulator (import-linter), but ``check`` validates its files too."""
+    import importlib
+
+    return importlib.import_module("smartline.hil.scenario")
+
+
+def _check_plant(doc: Document, options: CheckOptions) -> str:
+    plant, issues = _hil_scenario().check_plant_document(doc)
+    if plant is None or issues.items:
+        raise ConfigError(sort_issues(issues.items, doc.file))
+    return (f"{doc.file}: plant {plant.name!r}: {_plural(len(plant.blocks), 'block')}, "
+            f"{_plural(len(plant.links), 'link')}, {_plural(len(plant.wiring), 'wire')}")
+
+
+def _check_scenario(doc: Document, options: CheckOptions) -> str:
+    scenario, issues = _hil_scenario().check_scenario_document(doc)
+    if scenario is None or issues:
+        raise ConfigError(sort_issues(issues, doc.file))
+    return (f"{doc.file}: scenario {scenario.name!r} (plant {scenario.plant.name!r}): "
+            f"{_plural(len(scenario.devices), 'device')}, "
+            f"{_plural(len(scenario.timeline), 'timeline event')}, "
+            f"{_plural(len(scenario.expect), 'expectation')}")
+
+
 KINDS: Mapping[str, FileKind] = MappingProxyType({
     LINE_FORMAT_KEY: FileKind("line file", ("line", "devices", "tags", "tasks"), _check_line),
     PROFILE_FORMAT_KEY: FileKind("device profile", ("vendor", "model", "points"), _check_profile),
+    "smartline-scenario": FileKind("HIL scenario", ("plant", "devices", "timeline", "expect"),
+                                   _check_scenario),
+    "smartline-plant": FileKind("HIL plant", ("blocks", "wiring", "links"), _check_plant),
 })
 """Format key → kind. Recipes and HIL scenarios add their entries here."""
 
@@ -96,9 +126,9 @@ def check_file(path: str | os.PathLike[str], *, profile_paths: Sequence[Path] = 
     for key, kind in KINDS.items():
         if key in data:
             return kind.check(doc, options)
-    for kind in KINDS.values():
-        if any(hint in data for hint in kind.hints):
-            return kind.check(doc, options)  # reports the missing format version
+    hinted = max(KINDS.values(), key=lambda k: sum(hint in data for hint in k.hints))
+    if any(hint in data for hint in hinted.hints):
+        return hinted.check(doc, options)  # reports the missing format version
     expected = " or ".join(f"'{key}: 1' ({kind.name})" for key, kind in KINDS.items())
     raise ConfigError(sort_issues([*doc.issues, doc.issue(
         (), f"not a smartline file: expected a format key at the top, {expected}")], doc.file))
