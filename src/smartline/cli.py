@@ -70,12 +70,14 @@ def check(files: tuple[Path, ...], profile_paths: tuple[Path, ...]) -> None:
     Every problem is reported, one per line, as FILE:LINE:COL: key.path: message.
     Exits 2 if any file has a problem, 0 otherwise.
     """
-    from .config import check_file
+    from .config import KINDS, check_file
+    from .hil.scenario import FILE_KINDS
 
+    kinds = {**KINDS, **FILE_KINDS}
     bad = False
     for f in files:
         try:
-            summary = check_file(f, profile_paths=profile_paths)
+            summary = check_file(f, profile_paths=profile_paths, kinds=kinds)
         except ConfigError as exc:
             bad = True
             for issue in exc.issues:

@@ -6,7 +6,7 @@ smartline file for ``smartline check``. Every problem is reported, as
 ``FILE:LINE:COL: key.path: message``, in one :class:`~smartline.core.ConfigError`.
 """
 
-from ._check import check_file
+from ._check import KINDS, CheckOptions, FileKind, check_file
 from ._common import data_dir
 from ._line import load_line
 from ._lineproto import LineProtocol
@@ -23,8 +23,11 @@ from ._types import (
 )
 
 __all__ = [
+    "KINDS",
+    "CheckOptions",
     "DeviceConfig",
     "DeviceOptions",
+    "FileKind",
     "LineConfig",
     "LineProtocol",
     "NoOptions",

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from smartline.core import ConfigError, DriverRegistry
 
@@ -16,7 +15,7 @@ from ._profile import build_profile
 from ._schema import LINE_FORMAT_KEY, PROFILE_FORMAT_KEY
 from ._source import Document, read_document, sort_issues
 
-__all__ = ["KINDS", "FileKind", "check_file"]
+__all__ = ["KINDS", "CheckOptions", "FileKind", "check_file", "plural"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +40,16 @@ class FileKind:
     check: Callable[[Document, CheckOptions], str]
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """``1 device``, ``2 devices``: for summaries."""
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _check_line(doc: Document, options: CheckOptions) -> str:
     line = build_line(doc, profile_paths=options.profile_paths, env=options.env,
                       registry=options.registry)
-    summary = (f"{doc.file}: line {line.name!r}: {_plural(len(line.devices), 'device')}, "
-               f"{_plural(len(line.tags), 'tag')}, {_plural(len(line.tasks), 'task')}")
+    summary = (f"{doc.file}: line {line.name!r}: {plural(len(line.devices), 'device')}, "
+               f"{plural(len(line.tags), 'tag')}, {plural(len(line.tasks), 'task')}")
     notes: dict[str, list[str]] = {}
     for device in line.devices.values():
         family = device.scheme.family
@@ -70,65 +70,41 @@ def _check_profile(doc: Document, options: CheckOptions) -> str:
     if profile is None or issues.items:
         raise ConfigError(sort_issues(issues.items, doc.file))
     return (f"{doc.file}: profile {profile.name!r} ({profile.family}): "
-            f"{_plural(len(profile.points), 'point')}")
-
-
-def _hil_scenario() -> Any:
-    """``smartline.hil.scenario``, found at run time: the configuration layer must not
-    depend on the simulator (import-linter), but ``check`` validates its files too."""
-    import importlib
-
-    return importlib.import_module("smartline.hil.scenario")
-
-
-def _check_plant(doc: Document, options: CheckOptions) -> str:
-    plant, issues = _hil_scenario().check_plant_document(doc)
-    if plant is None or issues.items:
-        raise ConfigError(sort_issues(issues.items, doc.file))
-    return (f"{doc.file}: plant {plant.name!r}: {_plural(len(plant.blocks), 'block')}, "
-            f"{_plural(len(plant.links), 'link')}, {_plural(len(plant.wiring), 'wire')}")
-
-
-def _check_scenario(doc: Document, options: CheckOptions) -> str:
-    scenario, issues = _hil_scenario().check_scenario_document(doc)
-    if scenario is None or issues:
-        raise ConfigError(sort_issues(issues, doc.file))
-    return (f"{doc.file}: scenario {scenario.name!r} (plant {scenario.plant.name!r}): "
-            f"{_plural(len(scenario.devices), 'device')}, "
-            f"{_plural(len(scenario.timeline), 'timeline event')}, "
-            f"{_plural(len(scenario.expect), 'expectation')}")
+            f"{plural(len(profile.points), 'point')}")
 
 
 KINDS: Mapping[str, FileKind] = MappingProxyType({
     LINE_FORMAT_KEY: FileKind("line file", ("line", "devices", "tags", "tasks"), _check_line),
     PROFILE_FORMAT_KEY: FileKind("device profile", ("vendor", "model", "points"), _check_profile),
-    "smartline-scenario": FileKind("HIL scenario", ("plant", "devices", "timeline", "expect"),
-                                   _check_scenario),
-    "smartline-plant": FileKind("HIL plant", ("blocks", "wiring", "links"), _check_plant),
 })
-"""Format key → kind. Recipes and HIL scenarios add their entries here."""
+"""Format key → kind, for the files this layer knows. Layers above add theirs by passing
+``kinds`` to :func:`check_file` (the HIL simulator's scenario and plant files:
+``smartline.hil.scenario.FILE_KINDS``), so this layer never imports them."""
 
 
 def check_file(path: str | os.PathLike[str], *, profile_paths: Sequence[Path] = (),
                env: Mapping[str, str] | None = None,
-               registry: DriverRegistry | None = None) -> str:
+               registry: DriverRegistry | None = None,
+               kinds: Mapping[str, FileKind] | None = None) -> str:
     """Validate one file of any kind; return its one-line summary or raise ``ConfigError``.
 
     The kind is told by the top-level format key (``smartline: 1`` for a line file,
     ``smartline-profile: 1`` for a device profile). The summary reads e.g.
     ``recipes/x.yaml: line 'bottling-1': 6 devices, 8 tags, 2 tasks``. ``profile_paths``,
-    ``env`` and ``registry`` mean what they mean for :func:`load_line`.
+    ``env`` and ``registry`` mean what they mean for :func:`load_line`; ``kinds`` replaces
+    :data:`KINDS` (pass ``{**KINDS, **more}`` to add kinds).
     """
     doc = read_document(path, what="smartline file")
     options = CheckOptions(profile_paths=tuple(profile_paths), env=env, registry=registry)
     data = doc.data
     assert isinstance(data, dict)
-    for key, kind in KINDS.items():
+    known = KINDS if kinds is None else kinds
+    for key, kind in known.items():
         if key in data:
             return kind.check(doc, options)
-    hinted = max(KINDS.values(), key=lambda k: sum(hint in data for hint in k.hints))
+    hinted = max(known.values(), key=lambda k: sum(hint in data for hint in k.hints))
     if any(hint in data for hint in hinted.hints):
         return hinted.check(doc, options)  # reports the missing format version
-    expected = " or ".join(f"'{key}: 1' ({kind.name})" for key, kind in KINDS.items())
+    expected = " or ".join(f"'{key}: 1' ({kind.name})" for key, kind in known.items())
     raise ConfigError(sort_issues([*doc.issues, doc.issue(
         (), f"not a smartline file: expected a format key at the top, {expected}")], doc.file))

@@ -8,7 +8,9 @@ line-protocol instruments from their profiles on a pty, ``socket://`` or ``rfc22
 (:class:`SerialInstrumentSim`). ``smartline.hil.mtconnect`` — an MTConnect agent over HTTP
 with a CNC machine model (:class:`MtConnectAgentSim`). ``smartline.hil.grbl`` — a GRBL
 controller on a pty. ``smartline.hil.blocks`` — plant blocks stepped by numba over arrays of
-instances (:func:`make_bank`). Names are imported lazily so ``import smartline.hil`` needs no
+instances (:func:`make_bank`). ``smartline.hil.scenario`` — plant and scenario files and
+the runner that serves them in real or virtual time (:class:`ScenarioRunner`). Names are
+imported lazily so ``import smartline.hil`` needs no
 protocol library.
 """
 
@@ -27,12 +29,14 @@ _LAZY = {
     **dict.fromkeys(("GrblController", "GrblFaults", "GrblSim"), "smartline.hil.grbl"),
     **dict.fromkeys(("BLOCK_TYPES", "BlockBank", "BlockType", "make_bank"),
                     "smartline.hil.blocks"),
+    **dict.fromkeys(("Scenario", "ScenarioRunner"), "smartline.hil.scenario"),
 }
 
 __all__ = ["BLOCK_TYPES", "BlockBank", "BlockType", "CncMachineModel", "GrblController",
            "GrblFaults", "GrblSim", "ModbusDeviceSim", "ModbusFaults", "ModbusServerSim",
            "MtConnectAgentSim", "MtConnectFaults", "S7Faults", "S7PlcSim", "S7ServerSim",
-           "SerialInstrumentSim", "SimProcess", "SocatPtyPair", "make_bank"]
+           "Scenario", "ScenarioRunner", "SerialInstrumentSim", "SimProcess", "SocatPtyPair",
+           "make_bank"]
 
 
 def __getattr__(name: str) -> Any:

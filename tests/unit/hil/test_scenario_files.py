@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from smartline.config import check_file
+from smartline.config import KINDS
+from smartline.config import check_file as check_any
 from smartline.core import ConfigError
 from smartline.hil.scenario import Scenario, load_plant, parse_duration_ns
 
@@ -35,6 +36,13 @@ plant: p
 devices:
   plc: {protocol: modbus+tcp, profile: generic/tank-io}
 """
+
+
+def check_file(path: object) -> str:
+    """``smartline check``'s view: line files, profiles and the simulator's own kinds."""
+    from smartline.hil.scenario import FILE_KINDS
+
+    return check_any(path, kinds={**KINDS, **FILE_KINDS})  # type: ignore[arg-type]
 
 
 def _write(tmp: Path, plant: str, scenario: str) -> Path:
