@@ -12,6 +12,7 @@ from modbus_support import make_driver
 from smartline.config import data_dir, load_profile
 from smartline.core import Point, Quality, WriteItem
 from smartline.hil.modbus import ModbusDeviceSim
+from smartline.tags import DataType
 
 PROFILES = sorted(p for p in Path(data_dir("drivers")).rglob("*.yaml")
                   if load_profile(p).family == "modbus")
@@ -51,6 +52,9 @@ async def test_profile_round_trip(sim_factory, path: Path) -> None:
         items = []
         for p in writable:
             point = profile.points[p.tag]
+            if point.address.dtype is DataType.BOOL:  # a coil or a register bit: flip it
+                items.append(WriteItem(p, not bool(dev.get_raw(p.tag))))
+                continue
             lo, hi = point.limits if point.limits else (0.0, 100.0)
             want = (lo + hi) / 2
             raw = point.scale.to_raw(want) if point.scale else want
