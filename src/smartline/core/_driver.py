@@ -215,6 +215,9 @@ class ReadResult:
     exact: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
     requests: int = 0
     notes: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+    bools: frozenset[int] = frozenset()
+    """Slots whose value is a truth value (0.0/1.0 in ``raw``), for addresses whose type the
+    device decides: the image shows them as ``True``/``False``."""
 
     @classmethod
     def failed(cls, slots: NDArray[np.intp], reason: Reason, received_ns: int,
@@ -258,6 +261,7 @@ class ResultBuilder:
         self.texts: dict[int, str] = {}
         self.exact: dict[int, int] = {}
         self.notes: dict[int, str] = {}
+        self.bools: set[int] = set()
         self._has_source = False
 
     def set(self, point: Point, value: bool | int | float | str | Sequence[float],
@@ -268,9 +272,11 @@ class ResultBuilder:
         if isinstance(value, str):
             self.texts[point.slot] = value
             self.raw[i] = 0.0
-        elif isinstance(value, bool | int | float | np.integer | np.floating):
-            if isinstance(value, int | np.integer) and not isinstance(value, bool) \
-                    and abs(int(value)) >= EXACT_LIMIT:
+        elif isinstance(value, bool | np.bool_):
+            self.bools.add(point.slot)
+            self.raw[i:i + k] = float(value)
+        elif isinstance(value, int | float | np.integer | np.floating):
+            if isinstance(value, int | np.integer) and abs(int(value)) >= EXACT_LIMIT:
                 self.exact[point.slot] = int(value)
             self.raw[i:i + k] = float(value)
         else:
@@ -298,6 +304,7 @@ class ResultBuilder:
         self.touched[i:i + k] = True
         self.texts.pop(point.slot, None)
         self.exact.pop(point.slot, None)
+        self.bools.discard(point.slot)
         if note:
             self.notes[point.slot] = note
         else:
@@ -309,7 +316,7 @@ class ResultBuilder:
             return ReadResult(self.slots, self.raw, self.quality, self.reason, self.received_ns,
                               source, MappingProxyType(self.texts),
                               MappingProxyType(self.exact), requests,
-                              MappingProxyType(self.notes))
+                              MappingProxyType(self.notes), frozenset(self.bools))
         m = self.touched
         keep = set(self.slots[m].tolist())
         return ReadResult(
@@ -317,7 +324,8 @@ class ResultBuilder:
             source[m] if source is not None else None,
             MappingProxyType({s: t for s, t in self.texts.items() if s in keep}),
             MappingProxyType({s: v for s, v in self.exact.items() if s in keep}), requests,
-            MappingProxyType({s: n for s, n in self.notes.items() if s in keep}))
+            MappingProxyType({s: n for s, n in self.notes.items() if s in keep}),
+            frozenset(self.bools & keep))
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,6 +215,8 @@ class ProcessImage:
         self.texts: list[str | None] = [None] * size
         #: which slots hold text now (untyped slots switch between text and numbers)
         self.has_text: NDArray[np.bool_] = np.zeros(size, np.bool_)
+        #: untyped slots whose last value was a truth value (shown as True/False)
+        self.is_bool: NDArray[np.bool_] = np.zeros(size, np.bool_)
         self.exact: dict[int, int] = {}
         #: why a slot is not GOOD, in words, where its driver said more than the reason
         self.notes: dict[int, str] = {}
@@ -222,6 +224,7 @@ class ProcessImage:
         #: taken by writers and Python readers; never by a compiled tick
         self.lock = threading.Lock()
         self._any_text = False  # has any slot ever held text / an exact integer?
+        self._any_bool = False  # … or a truth value of an untyped slot?
         self._any_exact = False
         self._arrays: ImageArrays | None = None  # set once lock-free
         self._seq_ingest: Callable[..., None] | None = None
@@ -335,6 +338,11 @@ class ProcessImage:
                     self.texts[slot] = text
                     self.has_text[slot] = True
                     self._any_text = True
+            if result.bools or (self._any_bool and self.is_bool[s].any()):
+                self.is_bool[s] = False
+                if result.bools:
+                    self.is_bool[list(result.bools)] = True
+                    self._any_bool = True
             if self.notes:
                 for slot in s.tolist():
                     self.notes.pop(slot, None)
@@ -419,6 +427,7 @@ class ProcessImage:
             text = self.texts[first] if self.has_text[first] else None
             exact = self.exact.get(first) if n == 1 and self.has_exact[first] else None
             note = self.notes.get(first)
+            truth = bool(self.is_bool[first]) and self.untyped[first] and tag.scale is None
         value: float | bool | int | str | tuple[float, ...] | None
         if q is Quality.BAD:
             value = None
@@ -427,6 +436,8 @@ class ProcessImage:
         elif exact is not None:
             value = exact if tag.scale is None else float(exact) * tag.scale.gain \
                 + tag.scale.offset
+        elif truth and n == 1:
+            value = bool(vals[0])
         else:
             value = tag.typed_values(vals)  # type: ignore[assignment]
         return TagValue(name, value, q, r, src, rcv, note if q is not Quality.GOOD else None)

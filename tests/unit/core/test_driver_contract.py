@@ -246,3 +246,17 @@ def test_result_builder_notes_follow_the_last_verdict_of_each_point() -> None:
     assert full.quality.tolist() == [Quality.BAD, Quality.GOOD]
     rb.fail(a, Reason.TIMEOUT)  # a new verdict without words forgets the old words
     assert dict(rb.build(only_set=True).notes) == {}
+
+
+def test_result_builder_marks_truth_values() -> None:
+    from smartline.core import Point, Reason, ResultBuilder
+    from smartline.tags import parse_address
+
+    a = Point("a", 0, parse_address("memory", "a"))
+    b = Point("b", 1, parse_address("memory", "b"))
+    rb = ResultBuilder([a, b], received_ns=5)
+    rb.set(a, True)
+    rb.set(b, 3)
+    assert rb.build().bools == frozenset({0}) and rb.build().raw.tolist() == [1.0, 3.0]
+    rb.fail(a, Reason.TIMEOUT)
+    assert rb.build().bools == frozenset()

@@ -495,3 +495,20 @@ def test_notes_say_why_a_value_is_bad_and_go_when_it_is_good(image):
     assert image.get("count").note == "no reply within 1000 ms"
     image.mark(np.asarray([0], np.intp), Quality.STALE, Reason.DEADLINE, "late")
     assert image.get("level").quality is Quality.STALE and image.get("level").note is None
+
+
+def test_truth_values_of_untyped_tags_read_as_bools():
+    img = ProcessImage([TagSpec(name="stable", device="scale",
+                                address=parse_address("opcua", "ns=2;s=Scale.Stable")),
+                        TagSpec(name="weight", device="scale",
+                                address=parse_address("opcua", "ns=2;s=Scale.Weight"))])
+    r = ReadResult(slots=np.asarray([0, 1], np.intp), raw=np.asarray([1.0, 1.0]),
+                   quality=np.zeros(2, np.uint8), reason=np.zeros(2, np.uint8),
+                   received_ns=5, bools=frozenset({0}))
+    img.ingest(r)
+    assert img.get("stable").value is True and img.get("weight").value == 1.0
+    assert img.get("stable").as_json()["value"] is True
+    img.ingest(ReadResult(slots=np.asarray([0], np.intp), raw=np.asarray([7.5]),
+                          quality=np.zeros(1, np.uint8), reason=np.zeros(1, np.uint8),
+                          received_ns=6))  # the device now says a number
+    assert img.get("stable").value == 7.5
