@@ -41,7 +41,8 @@ from ._files import (
 from ._runner import ExpectResult, ExpectTracker, PlantModel, ScenarioRunner
 from ._serve import serve_scenario
 
-__all__ = ["DEVICE_FAULTS", "FILE_KINDS", "PLANT_FORMAT_KEY", "PROTOCOLS", "SCENARIO_FORMAT_KEY", "BlockSpec",
+__all__ = ["DEVICE_FAULTS", "FILE_KINDS", "PLANT_FORMAT_KEY", "PROTOCOLS", "SCENARIO_FORMAT_KEY",
+           "BlockSpec",
            "DeviceSpec", "Endpoint", "ExpectResult", "ExpectTracker", "Expectation", "LinkSpec",
            "ModbusEndpoint", "PlantModel", "PlantSpec", "S7Endpoint", "Scenario",
            "ScenarioRunner", "SerialEndpoint", "TimelineEvent", "WireSpec",
