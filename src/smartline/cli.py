@@ -240,16 +240,21 @@ def write(line: Path, assignments: tuple[str, ...], audit_path: Path | None,
 @click.option("--virtual", is_flag=True, default=False,
               help="With --sim: virtual time in lock-step with the plant, as fast as the CPU "
               "allows (needs --duration or --cycles).")
+@click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="With --sim --virtual: record every tag of the line, each "
+              "cycle, to FILE (a tag trace, docs/reference/tag-trace.md).")
 @_profile_path_option
 def run(  # noqa: PLR0917 (click passes one parameter per option)
         line: Path, cycles: int | None, duration_s: float | None, stats_path: Path | None,
         live: bool | None, sim_path: Path | None, virtual: bool,
-        profile_paths: tuple[Path, ...]) -> None:
+        record_path: Path | None, profile_paths: tuple[Path, ...]) -> None:
     """Run the line's tasks until Ctrl-C (or --cycles / --duration); outputs go safe on stop."""
     from .run import run_line, run_line_sim
 
     if cycles is not None and duration_s is not None:
         _fail("give --cycles or --duration, not both", EXIT_BAD_INPUT)
+    if record_path is not None and (sim_path is None or not virtual):
+        _fail("--record needs --sim SCENARIO --virtual", EXIT_BAD_INPUT)
     if sim_path is not None:
         if virtual and cycles is None and duration_s is None:
             _fail("--virtual runs as fast as it can: give --duration or --cycles",
@@ -257,7 +262,7 @@ def run(  # noqa: PLR0917 (click passes one parameter per option)
         sys.exit(run_line_sim(line, sim_path, virtual=virtual, cycles=cycles,
                               duration_s=duration_s, stats_path=stats_path,
                               live=sys.stdout.isatty() if live is None else live,
-                              profile_paths=profile_paths))
+                              profile_paths=profile_paths, record_path=record_path))
     if virtual:
         _fail("--virtual needs --sim SCENARIO (virtual time runs against a simulated plant)",
               EXIT_BAD_INPUT)

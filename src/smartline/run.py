@@ -177,7 +177,8 @@ def run_demo(*, cycles: int | None = None, stats_path: Path | None = None,
 def run_line_sim(path: str | os.PathLike[str], scenario_path: str | os.PathLike[str], *,
                  virtual: bool = False, cycles: int | None = None,
                  duration_s: float | None = None, stats_path: Path | None = None,
-                 live: bool = False, profile_paths: Sequence[Path] = ()) -> int:
+                 live: bool = False, profile_paths: Sequence[Path] = (),
+                 record_path: Path | None = None) -> int:
     """``smartline run LINE --sim SCENARIO``: the line against its simulated plant.
 
     Every device of the line is mapped, by name, to the scenario's endpoint of the same
@@ -185,7 +186,8 @@ def run_line_sim(path: str | os.PathLike[str], scenario_path: str | os.PathLike[
     allows; else in real time with the scenario in its own process (as ``smartline demo``
     does, so the plant does not share the controller's GIL). At the end every expectation
     is printed; the exit code is 1 if one failed (2 for bad files or a device mapping that
-    does not fit).
+    does not fit). ``record_path`` (virtual time only): every tag of the line, sampled each
+    cycle, written there as a tag trace (:mod:`smartline.testing.traces`).
     """
     from .config import load_line
     from .hil.scenario import Scenario
@@ -205,7 +207,7 @@ def run_line_sim(path: str | os.PathLike[str], scenario_path: str | os.PathLike[
         try:
             return _aborted_is_130(lambda: asyncio.run(_sim_virtual(
                 path, config, scenario, cycles=cycles, duration_s=duration_s,
-                stats_path=stats_path, live=live)))
+                stats_path=stats_path, live=live, record_path=record_path)))
         except OSError as exc:  # a port in use
             _error(f"{os.fspath(scenario_path)}: cannot start the simulated devices: {exc}")
             return EXIT_FAILURE
@@ -259,9 +261,11 @@ async def _prepared(engine: Engine) -> bool:
 
 async def _sim_virtual(path: str | os.PathLike[str], config: LineConfig, scenario: Scenario, *,
                        cycles: int | None, duration_s: float | None,
-                       stats_path: Path | None, live: bool) -> int:
+                       stats_path: Path | None, live: bool,
+                       record_path: Path | None = None) -> int:
     from .core import VirtualClock
     from .hil.scenario import ExpectTracker, ScenarioRunner
+    from .testing.traces import TagTrace
 
     clock = VirtualClock()
     # the simulated servers share this process: their pymodbus logs would drown the line's
@@ -271,11 +275,18 @@ async def _sim_virtual(path: str | os.PathLike[str], config: LineConfig, scenari
         cfg = with_device_urls(config, {n: urls[n] for n in config.devices})
         tags = ExpectTracker(runner.tag_expectations())
         holder: list[Line] = []
+        rec = (TagTrace(sorted(config.tags), line=config.name, scenario=scenario.name,
+                        seed=scenario.seed) if record_path is not None else None)
+        origin: list[int] = []
 
         def advance(now_ns: int) -> None:
             runner.advance_to(now_ns)
             if tags.items and holder:
                 tags.update(runner.time_ns, lambda x: _tag_state(holder[0], x))
+            if rec is not None and holder:
+                if not origin:
+                    origin.append(now_ns)
+                rec.sample(now_ns - origin[0], holder[0].image.get)
 
         try:
             line, engine = build_engine(cfg, clock=clock, on_advance=[advance])
@@ -289,6 +300,17 @@ async def _sim_virtual(path: str | os.PathLike[str], config: LineConfig, scenari
         code = await run_engine(engine, line, cycles=cycles, duration_s=duration_s,
                                 stats_path=stats_path, live=live)
         results = [*runner.results(), *tags.results(runner.time_ns)]
+        if rec is not None and record_path is not None:
+            rec.close(clock.now_ns() - (origin[0] if origin else 0))
+            try:
+                rec.write(record_path)
+            except OSError as exc:
+                _error(f"cannot write the tag trace to {record_path}: "
+                       f"{exc.strerror or exc}")
+                code = EXIT_FAILURE
+            else:
+                _error(f"smartline: tag trace ({len(rec.records)} changes) written to "
+                       f"{record_path}")
     _error(f"smartline: scenario {scenario.name}: {runner.time_ns / 1e9:g} s of plant time "
            "(virtual)")
     return _report(sorted(results, key=lambda r: r.expectation.index), code)
