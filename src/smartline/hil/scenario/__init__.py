@@ -19,7 +19,16 @@ See docs/reference/scenarios.md.
 from __future__ import annotations
 
 from ._check import FILE_KINDS
-from ._endpoints import Endpoint, ModbusEndpoint, S7Endpoint, SerialEndpoint, make_endpoint
+from ._endpoints import (
+    Endpoint,
+    GrblEndpoint,
+    ModbusEndpoint,
+    MtConnectEndpoint,
+    OpcUaEndpoint,
+    S7Endpoint,
+    SerialEndpoint,
+    make_endpoint,
+)
 from ._files import (
     DEVICE_FAULTS,
     PLANT_FORMAT_KEY,
@@ -41,10 +50,35 @@ from ._files import (
 from ._runner import ExpectResult, ExpectTracker, PlantModel, ScenarioRunner
 from ._serve import serve_scenario
 
-__all__ = ["DEVICE_FAULTS", "FILE_KINDS", "PLANT_FORMAT_KEY", "PROTOCOLS", "SCENARIO_FORMAT_KEY",
-           "BlockSpec",
-           "DeviceSpec", "Endpoint", "ExpectResult", "ExpectTracker", "Expectation", "LinkSpec",
-           "ModbusEndpoint", "PlantModel", "PlantSpec", "S7Endpoint", "Scenario",
-           "ScenarioRunner", "SerialEndpoint", "TimelineEvent", "WireSpec",
-           "check_plant_document", "check_scenario_document", "load_plant", "make_endpoint",
-           "parse_duration_ns", "serve_scenario"]
+__all__ = [
+    "DEVICE_FAULTS",
+    "FILE_KINDS",
+    "PLANT_FORMAT_KEY",
+    "PROTOCOLS",
+    "SCENARIO_FORMAT_KEY",
+    "BlockSpec",
+    "DeviceSpec",
+    "Endpoint",
+    "ExpectResult",
+    "ExpectTracker",
+    "Expectation",
+    "GrblEndpoint",
+    "LinkSpec",
+    "ModbusEndpoint",
+    "MtConnectEndpoint",
+    "OpcUaEndpoint",
+    "PlantModel",
+    "PlantSpec",
+    "S7Endpoint",
+    "Scenario",
+    "ScenarioRunner",
+    "SerialEndpoint",
+    "TimelineEvent",
+    "WireSpec",
+    "check_plant_document",
+    "check_scenario_document",
+    "load_plant",
+    "make_endpoint",
+    "parse_duration_ns",
+    "serve_scenario",
+]

@@ -6,7 +6,8 @@ device faults with what its simulator offers: ``down`` (the server stops listeni
 connections drop; it comes back on the same port), ``latency``, ``exception``, ``corrupt``,
 ``garbage``, ``no_answer`` and ``disconnect``. Faults take effect at once (synchronously, so a
 virtual-time step sees them); stopping and restarting a listener is queued in order and
-awaited by :meth:`Endpoint.settle`.
+awaited by :meth:`Endpoint.settle`. OPC UA (``opc.tcp``), MTConnect (``mtconnect+http``) and
+GRBL (``grbl``) devices add ``restart`` and ``unavailable`` (MTConnect) and ``alarm`` (GRBL).
 """
 
 from __future__ import annotations
@@ -14,15 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal
 
+from .. import grbl as _grbl
 from .. import modbus as _modbus
+from .. import mtconnect as _mtc
+from .. import opcua as _opcua
 from .. import s7 as _s7
 from .. import serial as _serial
+from ..blocks.cnc import CncAlarm, CncExecution
 from ._files import DeviceSpec
 
-__all__ = ["Endpoint", "ModbusEndpoint", "S7Endpoint", "SerialEndpoint", "make_endpoint"]
+__all__ = ["Endpoint", "GrblEndpoint", "ModbusEndpoint", "MtConnectEndpoint", "OpcUaEndpoint",
+           "S7Endpoint", "SerialEndpoint", "make_endpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +302,294 @@ class SerialEndpoint(Endpoint):
         return None
 
 
+def _run_now(coro: Coroutine[Any, Any, Any]) -> Any:
+    """The result of a coroutine that never suspends (asyncua's in-process reads are
+    synchronous inside; :meth:`OpcUaSim.get` is async only so a plant model may await it)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("the read suspended")
+
+
+class OpcUaEndpoint(Endpoint):
+    """An OPC UA server from an ``opcua`` profile (security None, anonymous), behind a relay
+    (:class:`~smartline.hil.opcua.FaultProxy`) on ``port`` that plays the link faults.
+
+    Plant writes are queued in order (asyncua writes are async); :meth:`get` answers a
+    queued value until it is written, so a step reads what the previous one wrote."""
+
+    def __init__(self, spec: DeviceSpec) -> None:
+        super().__init__(spec)
+        self.sim = _opcua.OpcUaSim.from_profile(spec.profile, policies=(), allow_none=True,
+                                                proxy=False)
+        self.proxy: _opcua.FaultProxy | None = None
+        self._pending: dict[str, Any] = {}
+
+    async def start(self) -> None:
+        await self.sim.start()
+        self.proxy = _opcua.FaultProxy(self.sim.port)
+        await self.proxy.start(self.spec.port)
+
+    async def _stop(self) -> None:
+        await self.sim.close()
+        if self.proxy is not None:
+            await self.proxy.stop()
+
+    @property
+    def url(self) -> str:
+        port = self.proxy.port if self.proxy is not None else self.spec.port
+        return f"opc.tcp://127.0.0.1:{port}/smartline/"
+
+    def get(self, point: str) -> Any:
+        if point in self._pending:
+            return self._pending[point]
+        if self.is_down or self.sim._server is None:  # down: what it will have when back
+            return next((v.value for v in self.sim.variables if v.name == point), None)
+        return _run_now(self.sim.get(point))
+
+    def set(self, point: str, value: Any) -> None:
+        if point not in self.spec.profile.points:
+            raise KeyError(f"{self.name} has no point {point!r}")
+        self._pending[point] = value
+
+        async def write() -> None:
+            try:
+                await self.sim.set(point, value)
+            finally:
+                if self._pending.get(point) is value:
+                    del self._pending[point]
+        self._queue(write)
+
+    def _fault(self, kind: str, args: dict[str, Any], *, on: bool) -> None:
+        proxy = self.proxy
+        assert proxy is not None, "the device is not started"
+        if kind == "latency":
+            proxy.latency_s = float(args["ms"]) / 1e3 if on else 0.0
+        elif kind == "corrupt":
+            proxy.garbage = on
+        elif kind == "no_answer":
+            proxy.set_silent(on)
+        elif kind == "disconnect" and on:  # the device hangs up once; new sessions work
+            proxy.kick()
+
+    def _mute(self, on: bool) -> None:
+        if on and self.proxy is not None:
+            self.proxy.kick()
+
+    async def _close_listener(self) -> None:
+        await self.sim.stop()
+        if self.proxy is not None:  # the relay's port refuses connections too
+            await self.proxy.stop()
+
+    async def _open_listener(self) -> None:
+        await self.sim.restart()
+        if self.proxy is not None:
+            await self.proxy.start(self.proxy.port)
+
+
+_EXECUTION = {int(e): ("PROGRAM_COMPLETED" if e is CncExecution.COMPLETED else e.name)
+              for e in CncExecution}
+
+
+class _PlantMachine(_mtc.CncMachineModel):
+    """A machine model that runs its own program until the plant drives it (the first
+    :meth:`MtConnectEndpoint.set` of an event or sample); then it only reports."""
+
+    driven: bool = False
+
+    def step(self, now_s: float) -> dict[str, str]:
+        if not self.driven:
+            return super().step(now_s)
+        return {}
+
+    def hold(self, key: str, text: str) -> None:
+        """Keep ``text`` as the item's value without publishing it (the adapter is away)."""
+        self._values[key] = text
+
+
+class MtConnectEndpoint(Endpoint):
+    """An MTConnect agent serving one machine (:class:`~smartline.hil.mtconnect.CncMachineModel`,
+    named ``VMC-3Axis``) for a ``cnc`` profile whose points are its data item names or ids.
+
+    Wired plant outputs drive the machine: ``execution`` takes a CncExecution code (or
+    text), a CONDITION (``system``) a CncAlarm code or bool (non-zero: a Fault), numbers
+    are published as the agent's samples and counts. With nothing wired the model runs its
+    own program. ``restart``: a new instanceId and sequences from 1; ``unavailable``: the
+    adapter is gone, every item UNAVAILABLE until the fault ends."""
+
+    def __init__(self, spec: DeviceSpec) -> None:
+        super().__init__(spec)
+        self.machine = _PlantMachine()
+        self.agent = _mtc.MtConnectAgentSim([self.machine], port=spec.port)
+        self.adapter = True
+        self._items = {k: d for d in self.machine.items for k in (d.key, d.id, d.name)}
+
+    async def start(self) -> None:
+        await self.agent.start()
+
+    async def _stop(self) -> None:
+        await self.agent.stop()
+
+    @property
+    def url(self) -> str:
+        return self.agent.url()
+
+    def _item(self, point: str) -> _mtc.DataItemDef:
+        try:
+            return self._items[point]
+        except KeyError:
+            raise KeyError(f"{self.name}: the machine has no data item {point!r}") from None
+
+    def get(self, point: str) -> Any:
+        d = self._item(point)
+        if d.category == "CONDITION":
+            levels = {c.level for c in self.machine.conditions.get(d.key, {}).values()}
+            return "fault" if "Fault" in levels else "warning" if levels else "normal"
+        text = self.machine.values().get(d.key)
+        if text is None or (d.category == "EVENT" and d.key != "part_count"):
+            return text
+        try:
+            return int(text) if d.key == "part_count" else float(text)
+        except ValueError:
+            return text
+
+    def set(self, point: str, value: Any) -> None:
+        d = self._item(point)
+        if d.category == "CONDITION":
+            self._condition(d.key, value)
+            return
+        if d.key == "execution" and not isinstance(value, str):
+            text = _EXECUTION.get(round(value), "UNAVAILABLE")
+        elif d.key == "avail" and not isinstance(value, str):
+            text = "AVAILABLE" if value else "UNAVAILABLE"
+        elif d.key == "part_count":
+            text = str(round(value))
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            text = str(value)
+        else:
+            text = f"{value:.3f}"
+        self.machine.driven = True
+        if self.adapter:
+            self.agent.set(d.id, text)
+        else:
+            self.machine.hold(d.key, text)
+
+    def _condition(self, key: str, value: Any) -> None:
+        code = 0 if isinstance(value, str) else round(value) if not isinstance(
+            value, bool) else int(value)
+        if code:
+            try:
+                text = CncAlarm(code).name.lower().replace("_", " ")
+            except ValueError:
+                text = "alarm"
+            self.machine.clear_alarm(key=key)
+            self.machine.raise_alarm(f"A{code}", text, key=key)
+        else:
+            self.machine.clear_alarm(key=key)
+        self.agent.tick()  # publishes the condition
+
+    def _fault(self, kind: str, args: dict[str, Any], *, on: bool) -> None:
+        if kind == "latency":
+            self.agent.faults.latency_s = float(args["ms"]) / 1e3 if on else 0.0
+        elif kind == "corrupt":
+            self.agent.faults.garbage = on
+        elif kind == "restart" and on:
+            self.agent.restart(drop_connections=True)
+        elif kind == "unavailable":
+            self.adapter = not on
+            if on:
+                self.agent.disconnect_adapter()
+            else:
+                self.agent.reconnect_adapter()
+
+    def _mute(self, on: bool) -> None:
+        if on:
+            self.agent.kick()
+
+    async def _close_listener(self) -> None:
+        await self.agent.stop()
+
+    async def _open_listener(self) -> None:
+        await self.agent.start()
+
+
+class GrblEndpoint(Endpoint):
+    """A GRBL 1.1 controller (:class:`~smartline.hil.grbl.GrblSim`) on a pty
+    (``transport: pty``) or ``socket://``, moving in real time (its motion is its own).
+
+    The plant reads its state (``state``, ``alarm``, ``mpos.*`` and ``wpos.*`` — where the
+    last finished move ended —, the programmed ``feed`` and ``spindle``); it has no points
+    the plant writes. ``down``: powered off (silent), then
+    powered up again (the banner, as after a reset); ``alarm``: ``ALARM:code`` now — it
+    stays until the line unlocks (``$X``) or resets it, as on the machine."""
+
+    def __init__(self, spec: DeviceSpec) -> None:
+        super().__init__(spec)
+        self.sim = _grbl.GrblSim(transport="pty" if spec.transport == "pty" else "tcp",
+                                 port=spec.port)
+
+    async def start(self) -> None:
+        self.sim.start()
+
+    async def _stop(self) -> None:
+        await asyncio.to_thread(self.sim.stop)
+
+    @property
+    def url(self) -> str:
+        return self.sim.url
+
+    def get(self, point: str) -> Any:
+        c = self.sim.controller
+        with self.sim.lock:
+            if point == "state":
+                return c.state
+            if point == "alarm":
+                return c.alarm
+            axis = {"x": 0, "y": 1, "z": 2}
+            kind, _, ax = point.partition(".")
+            if kind in ("mpos", "wpos") and ax in axis:
+                pos = c.mpos[axis[ax]]
+                return pos - c.wco[axis[ax]] if kind == "wpos" else pos
+            if point == "feed":
+                return c.modal.feed
+            if point == "spindle":
+                return 0.0 if c.modal.spindle == 5.0 else c.modal.speed
+        return None
+
+    def set(self, point: str, value: Any) -> None:
+        raise ValueError(f"{self.name}: GRBL point {point!r} is the controller's own; "
+                         "the plant cannot write it")
+
+    def _fault(self, kind: str, args: dict[str, Any], *, on: bool) -> None:
+        f = self.sim.faults
+        with self.sim.lock:
+            if kind == "latency":
+                f.latency_s = float(args["ms"]) / 1e3 if on else 0.0
+            elif kind == "corrupt":
+                f.garbage = on
+            elif kind == "no_answer":
+                f.silent = on
+            elif kind == "alarm" and on:
+                self.sim.controller._raise_alarm(int(args["code"]))
+        if kind == "disconnect" and on:
+            self.sim.drop_link()
+        self.sim.inject(b"")  # wake the serving thread: what the controller said goes out
+
+    def _mute(self, on: bool) -> None:
+        with self.sim.lock:
+            self.sim.faults.silent = on
+        if not on:
+            self.sim.hard_reset()  # powered up again: the banner
+
+    async def _close_listener(self) -> None:
+        return None
+
+    async def _open_listener(self) -> None:
+        return None
+
+
 def make_endpoint(spec: DeviceSpec) -> Endpoint:
     """The adapter for ``spec``'s protocol."""
     family = spec.family
@@ -303,4 +597,10 @@ def make_endpoint(spec: DeviceSpec) -> Endpoint:
         return ModbusEndpoint(spec)
     if family == "s7":
         return S7Endpoint(spec)
+    if family == "opcua":
+        return OpcUaEndpoint(spec)
+    if spec.protocol == "mtconnect+http":
+        return MtConnectEndpoint(spec)
+    if spec.protocol == "grbl":
+        return GrblEndpoint(spec)
     return SerialEndpoint(spec)

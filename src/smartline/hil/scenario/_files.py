@@ -53,16 +53,23 @@ SCENARIO_FORMAT_KEY = "smartline-scenario"
 VERSIONS = (1,)
 
 PROTOCOLS: Mapping[str, str] = MappingProxyType({
-    "modbus+tcp": "modbus", "modbus+rtuovertcp": "modbus", "s7": "s7", "serial": "serial"})
-"""Scenario device protocols → the profile family they serve."""
+    "modbus+tcp": "modbus", "modbus+rtuovertcp": "modbus", "s7": "s7", "serial": "serial",
+    "opc.tcp": "opcua", "mtconnect+http": "cnc", "grbl": "cnc"})
+"""Scenario device protocols (the URL schemes of the line's devices) → the profile family
+they serve."""
 
 DEVICE_FAULTS: Mapping[str, frozenset[str]] = MappingProxyType({
     "modbus": frozenset({"down", "latency", "exception", "corrupt", "garbage", "no_answer",
                          "disconnect"}),
     "s7": frozenset({"down", "latency", "exception", "corrupt", "no_answer", "disconnect"}),
     "serial": frozenset({"down", "latency", "corrupt", "no_answer"}),
+    "opcua": frozenset({"down", "latency", "corrupt", "no_answer", "disconnect"}),
+    # the cnc family has two simulators: keyed by protocol
+    "mtconnect+http": frozenset({"down", "latency", "corrupt", "restart", "unavailable"}),
+    "grbl": frozenset({"down", "latency", "corrupt", "no_answer", "disconnect", "alarm"}),
 })
-"""The device faults each profile family's simulator can play (see docs/reference/scenarios.md)."""
+"""The device faults each simulator can play, by profile family (or by protocol where a
+family has several simulators; see docs/reference/scenarios.md)."""
 
 SIGNAL_FAULTS = frozenset({"stuck", "noise", "offset", "drift", "clear"})
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -666,7 +673,8 @@ def _initial(issues: Issues, top: ScenarioFileModel, plant: PlantSpec,
 
 
 _DEVICE_ARGS = {"latency": ("ms",), "exception": ("code",), "down": (), "corrupt": (),
-                "garbage": (), "no_answer": (), "disconnect": ()}
+                "garbage": (), "no_answer": (), "disconnect": (), "restart": (),
+                "unavailable": (), "alarm": ("code",)}
 _SIGNAL_ARGS = {"stuck": ("value",), "noise": ("sigma",), "offset": ("value",),
                 "drift": ("rate_per_s",), "clear": ()}
 _ALL_ARGS = ("ms", "code", "value", "sigma", "rate_per_s")
@@ -731,9 +739,10 @@ def _device_event(issues: Issues, path: KeyPath, k: int, e: EventModel, *,
     if e.fault is None or e.event is not None or e.args:
         issues.add(path, "a device entry needs 'fault' (and no 'event' or 'args')")
         return None
-    supported = DEVICE_FAULTS[dev.family]
+    sim = dev.protocol if dev.protocol in DEVICE_FAULTS else dev.family  # cnc: by protocol
+    supported = DEVICE_FAULTS[sim]
     if e.fault not in supported:
-        issues.add((*path, "fault"), f"the {dev.family} simulator of device {dev.name} cannot "
+        issues.add((*path, "fault"), f"the {sim} simulator of device {dev.name} cannot "
                                      f"play fault {e.fault!r}; it plays "
                                      f"{', '.join(sorted(supported))}")
         return None
@@ -751,6 +760,12 @@ def _device_event(issues: Issues, path: KeyPath, k: int, e: EventModel, *,
         code = 4 if e.code is None else e.code
         if not 1 <= code <= 255:
             issues.add((*path, "code"), f"expected an exception code 1..255, found {code}")
+            return None
+        args["code"] = code
+    if e.fault == "alarm":  # GRBL 1.1 alarm codes (doc/csv/alarm_codes_en_US.csv)
+        code = 1 if e.code is None else e.code
+        if not 1 <= code <= 9:
+            issues.add((*path, "code"), f"expected a GRBL alarm code 1..9, found {code}")
             return None
         args["code"] = code
     return TimelineEvent(k, e.at, "device", e.device, e.fault, MappingProxyType(args), e.for_)
