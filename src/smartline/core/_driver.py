@@ -292,6 +292,15 @@ class ResultBuilder:
             self.source_ns[i:i + k] = source_ns
             self._has_source = True
 
+    def doubt(self, point: Point, reason: Reason, note: str) -> None:
+        """``point``'s value (set before) stands, but UNCERTAIN for ``reason``: e.g. the
+        last value a device reported before it stopped reporting."""
+        i = self._pos[point.slot]
+        k = point.address.elements
+        self.quality[i:i + k] = Quality.UNCERTAIN
+        self.reason[i:i + k] = reason
+        self.notes[point.slot] = note
+
     def fail(self, point: Point, reason: Reason, quality: Quality = Quality.BAD,
              note: str | None = None) -> None:
         """``point`` has no usable value this time, for ``reason`` (``note`` says it in

@@ -260,3 +260,16 @@ def test_result_builder_marks_truth_values() -> None:
     assert rb.build().bools == frozenset({0}) and rb.build().raw.tolist() == [1.0, 3.0]
     rb.fail(a, Reason.TIMEOUT)
     assert rb.build().bools == frozenset()
+
+
+def test_result_builder_doubt_keeps_the_value_uncertain_with_a_note() -> None:
+    from smartline.core import Point, Quality, Reason, ResultBuilder
+    from smartline.tags import parse_address
+
+    a = Point("a", 0, parse_address("memory", "a"))
+    rb = ResultBuilder([a], received_ns=5)
+    rb.set(a, 4.5)
+    rb.doubt(a, Reason.NOT_READ, "last report before ALARM:1")
+    r = rb.build()
+    assert r.raw.tolist() == [4.5] and r.quality.tolist() == [Quality.UNCERTAIN]
+    assert r.reason.tolist() == [Reason.NOT_READ] and r.notes[0] == "last report before ALARM:1"

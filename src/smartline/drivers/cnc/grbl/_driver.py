@@ -308,7 +308,11 @@ class GrblDriver(DriverBase[GrblPlan, CncOptions]):
         missing = ""
         axis = "xyz".find(kind[-1]) if kind[-2:-1] == "." else -1
         if kind == "state":
-            value = st.state
+            # after ALARM:1/2 GRBL sends no report, but the alarm itself says the state
+            value = "Alarm" if link.critical else st.state
+            if link.critical:
+                b.set(p, value)
+                return
         elif kind == "substate":
             value = st.substate
         elif kind == "hold":
@@ -350,9 +354,7 @@ class GrblDriver(DriverBase[GrblPlan, CncOptions]):
             return
         b.set(p, value)
         if note_stale:
-            i = b._pos[p.slot]
-            b.quality[i] = Quality.UNCERTAIN
-            b.notes[p.slot] = note_stale
+            b.doubt(p, Reason.NOT_READ, note_stale)
 
     @staticmethod
     def _position(which: str, axis: int, st: GrblStatus, link: GrblLink) -> float | None:
