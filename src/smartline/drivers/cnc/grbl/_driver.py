@@ -25,7 +25,6 @@ from smartline.core import (
     LinkBrokenError,
     LinkPool,
     Point,
-    Quality,
     ReadPlan,
     ReadResult,
     Reason,
