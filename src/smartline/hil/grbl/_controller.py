@@ -294,7 +294,10 @@ class GrblController:
             self.state = "Alarm"
             self._say("[MSG:'$H'|'$X' to unlock]")
 
-    def _raise_alarm(self, code: int) -> None:
+    def raise_alarm(self, code: int) -> None:
+        """Halt with ``ALARM:code`` as the firmware does (a limit switch, a probe failure):
+        motion stops, the planner is flushed, and after 1/2 nothing is answered until a
+        reset. Faults and scenarios use it; callers hold the controller's lock."""
         self._advance(self.clock.now_ns())
         if self._planner:
             self.mpos = list(self._planner[0].position())
@@ -463,7 +466,7 @@ class GrblController:
         at = self.faults.alarm_at_line
         if (trigger is not None and trigger.replace(" ", "").upper() in text) or (
                 at is not None and self.lines_since_reset == at):
-            self._raise_alarm(self.faults.alarm_code)
+            self.raise_alarm(self.faults.alarm_code)
             if not self.critical:
                 self._error(9)
             return
@@ -722,7 +725,7 @@ class GrblController:
             for i in range(3):
                 travel = self.settings[130 + i]
                 if target[i] > 0.0 or target[i] < -travel:
-                    self._raise_alarm(2)
+                    self.raise_alarm(2)
                     return []
         end = (target[0], target[1], target[2])
         rapid = motion == 0.0

@@ -572,7 +572,7 @@ class GrblEndpoint(Endpoint):
             elif kind == "no_answer":
                 f.silent = on
             elif kind == "alarm" and on:
-                self.sim.controller._raise_alarm(int(args["code"]))
+                self.sim.controller.raise_alarm(int(args["code"]))
         if kind == "disconnect" and on:
             self.sim.drop_link()
         self.sim.inject(b"")  # wake the serving thread: what the controller said goes out
