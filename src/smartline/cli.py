@@ -293,6 +293,8 @@ def sim(scenario: Path) -> None:
         sys.exit(asyncio.run(serve_scenario(loaded)))
     except OSError as exc:  # a port in use, a pty that cannot be opened
         _fail(f"{scenario}: cannot start the simulated devices: {exc}", EXIT_FAILURE)
+    except DriverNotAvailableError as exc:  # a simulator's protocol library is missing
+        _fail(f"{scenario}: {exc}", EXIT_BAD_INPUT)
 
 
 @cli.command()

@@ -426,7 +426,7 @@ def _program_error(path: str | os.PathLike[str], exc: ProgramError) -> str:
 async def _demo(*, cycles: int | None, stats_path: Path | None, live: bool,
                 duration_s: float | None) -> int:
     from .config import load_line
-    from .demo import demo_line_path
+    from .demo import demo_line_path, demo_scenario_path
 
     try:
         config = load_line(demo_line_path())
@@ -440,19 +440,21 @@ async def _demo(*, cycles: int | None, stats_path: Path | None, live: bool,
     except DriverNotAvailableError as exc:
         _error(f"cannot run the demo: {exc}")
         return EXIT_BAD_INPUT
-    port = _free_port()
-    urls = {name: _with_port(str(dev.url), port) for name, dev in config.devices.items()}
-    config = with_device_urls(config, urls)
-    # the simulated furnace runs in its own process, as a real one would not share our CPU
+    # the simulated furnace (a HIL scenario) runs in its own process, as a real one would
+    # not share our CPU; it prints one {"device", "url"} line per device once it serves
     sim = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "smartline.demo.sim", "--port", str(port),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "smartline.hil.scenario", os.fspath(demo_scenario_path()),
+        "--stdin", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         start_new_session=True)
     try:
         try:
-            line, engine = build_engine(config)
-            await asyncio.gather(asyncio.to_thread(_prepare_saying_so, engine),
-                                 _await_sim(sim, len(urls)))
+            urls = await _await_sim(sim, len(config.devices))
+            missing = sorted(set(config.devices) - set(urls))
+            if missing:
+                _error(f"the demo scenario does not simulate {', '.join(missing)}")
+                return EXIT_FAILURE
+            line, engine = build_engine(with_device_urls(config, urls))
+            await asyncio.to_thread(_prepare_saying_so, engine)
         except TimeoutError:
             _error(f"the demo simulator did not start within {_SIM_START_S:g} s")
             return EXIT_FAILURE
@@ -465,7 +467,7 @@ async def _demo(*, cycles: int | None, stats_path: Path | None, live: bool,
         except SmartlineError as exc:  # the simulator exited
             _error(str(exc))
             return EXIT_FAILURE
-        log.info("demo: simulated furnace on 127.0.0.1:%d; running %s", port,
+        log.info("demo: simulated furnace (%s) serving; running %s", demo_scenario_path().name,
                  f"{cycles} cycles" if cycles else "until Ctrl-C")
         console = _console()
         return await run_engine(engine, line, cycles=cycles, duration_s=duration_s,
@@ -475,27 +477,20 @@ async def _demo(*, cycles: int | None, stats_path: Path | None, live: bool,
         await _stop_sim(sim)
 
 
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the simulator binds it next)."""
-    import socket
+async def _await_sim(proc: asyncio.subprocess.Process, devices: int) -> dict[str, str]:
+    """Wait until the simulator printed its ``devices`` endpoints (it serves then); their
+    URLs by device name."""
+    import json
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _with_port(url: str, port: int) -> str:
-    u = parse_url(url)
-    return str(dataclasses.replace(u, host="127.0.0.1", port=port))
-
-
-async def _await_sim(proc: asyncio.subprocess.Process, devices: int) -> None:
-    """Wait until the simulator printed its endpoints (it serves then)."""
     assert proc.stdout is not None
+    urls: dict[str, str] = {}
     for _ in range(devices):
         line = await asyncio.wait_for(proc.stdout.readline(), _SIM_START_S)
         if not line:
             raise SmartlineError(f"the demo simulator exited (code {await proc.wait()})")
+        item = json.loads(line)
+        urls[str(item["device"])] = str(item["url"])
+    return urls
 
 
 async def _stop_sim(proc: asyncio.subprocess.Process) -> None:

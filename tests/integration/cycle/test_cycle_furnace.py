@@ -1,5 +1,5 @@
-"""The demo line against the Modbus simulator: PID loops bring the thermal plant to its set
-points (virtual time, co-simulated), and ``smartline demo`` runs unattended (real time)."""
+"""The demo line against its HIL scenario: PID loops bring the furnace's oven zones to their
+set points (virtual time, lock-step), and ``smartline demo`` runs unattended (real time)."""
 
 from __future__ import annotations
 
@@ -10,24 +10,26 @@ import pytest
 
 from smartline.config import load_line
 from smartline.core import VirtualClock
-from smartline.demo import demo_line_path
-from smartline.demo.sim import FurnaceSim
+from smartline.demo import demo_line_path, demo_scenario_path
+from smartline.hil.scenario import Scenario, ScenarioRunner
 from smartline.run import build_engine, run_demo, with_device_urls
 
 
 async def test_pid_brings_every_zone_to_its_set_point() -> None:
     clock = VirtualClock()
     config = load_line(demo_line_path())
-    async with FurnaceSim(config, clock=clock, setpoints=(150.0, 180.0, 200.0)) as sim:
+    scenario = Scenario.load(demo_scenario_path())
+    async with ScenarioRunner(scenario, clock=clock) as sim:
         line, engine = build_engine(with_device_urls(config, sim.urls()), clock=clock,
                                     on_advance=[sim.advance_to])
         try:
             stats = await engine.run(duration_s=14.0)
         finally:
             await line.close()
-        heaters = sim.devices["heaters"]
-        safe = [heaters.get(f"heater{i}") for i in (1, 2, 3)]
-    temps = sim.temperatures
+        await sim.settle()
+        heaters = sim.endpoints["heaters"]
+        safe = [heaters.get(f"ch{i}") for i in (1, 2, 3)]  # the line's heater1..3
+        temps = {z: sim.endpoints[z].get("pv") for z in ("zone1", "zone2", "zone3")}
     assert temps["zone1"] == pytest.approx(150.0, abs=2.5)
     assert temps["zone2"] == pytest.approx(180.0, abs=2.5)
     assert temps["zone3"] == pytest.approx(200.0, abs=2.5)

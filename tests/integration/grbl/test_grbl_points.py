@@ -201,8 +201,8 @@ async def test_reads_during_a_limit_alarm_use_the_last_report(sim: GrblSim) -> N
         r = await d.read(d.plan(pts))  # GRBL sends no reports now: the last one, UNCERTAIN
         assert value(r, pts[0]) == 2.0
         assert r.quality[2] == Quality.UNCERTAIN and "ALARM:2" in r.notes[pts[2].slot]
-        # the state is known without a report: the alarm itself says it
-        assert value(r, pts[1]) == "Alarm" and r.quality[1] == Quality.GOOD
+        # the alarm itself says the state, uncertain: no report confirms it
+        assert value(r, pts[1]) == "Alarm" and r.quality[1] == Quality.UNCERTAIN
         await d.write([WriteItem(reset, True)])
         await d.write([WriteItem(unlock, True)])
         r = await d.read(d.plan(pts))

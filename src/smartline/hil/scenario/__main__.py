@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from smartline.core import ConfigError
+from smartline.core import ConfigError, DriverNotAvailableError
 
 from ._files import Scenario
 from ._serve import serve_scenario
@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a port in use, a pty that cannot be opened
         print(f"{args.scenario}: cannot start the simulated devices: {exc}", file=sys.stderr)
         return 1
+    except DriverNotAvailableError as exc:  # a simulator's protocol library is missing
+        print(f"{args.scenario}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -16,16 +16,35 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .. import grbl as _grbl
-from .. import modbus as _modbus
-from .. import mtconnect as _mtc
-from .. import opcua as _opcua
-from .. import s7 as _s7
-from .. import serial as _serial
+from ...core import DriverNotAvailableError
 from ..blocks.cnc import CncAlarm, CncExecution
 from ._files import DeviceSpec
+
+if TYPE_CHECKING:
+    from .. import grbl as _grbl
+    from .. import modbus as _modbus
+    from .. import mtconnect as _mtc
+    from .. import opcua as _opcua
+    from .. import s7 as _s7
+    from .. import serial as _serial
+else:
+    class _Lazy:
+        """A simulator package imported on first use: a scenario needs the protocol
+        libraries of its own devices only (the demo runs with the modbus extra alone)."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            import importlib
+
+            return getattr(importlib.import_module(self._name), attr)
+
+    _grbl, _modbus, _mtc, _opcua, _s7, _serial = (
+        _Lazy(f"smartline.hil.{n}") for n in ("grbl", "modbus", "mtconnect", "opcua", "s7",
+                                              "serial"))
 
 __all__ = ["Endpoint", "GrblEndpoint", "ModbusEndpoint", "MtConnectEndpoint", "OpcUaEndpoint",
            "S7Endpoint", "SerialEndpoint", "make_endpoint"]
@@ -393,20 +412,24 @@ _EXECUTION = {int(e): ("PROGRAM_COMPLETED" if e is CncExecution.COMPLETED else e
               for e in CncExecution}
 
 
-class _PlantMachine(_mtc.CncMachineModel):
+def _plant_machine() -> Any:
     """A machine model that runs its own program until the plant drives it (the first
-    :meth:`MtConnectEndpoint.set` of an event or sample); then it only reports."""
+    :meth:`MtConnectEndpoint.set` of an event or sample); then it only reports. Made
+    here, on first use, so that scenarios without MTConnect need no aiohttp."""
 
-    driven: bool = False
+    class PlantMachine(_mtc.CncMachineModel):
+        driven: bool = False
 
-    def step(self, now_s: float) -> dict[str, str]:
-        if not self.driven:
-            return super().step(now_s)
-        return {}
+        def step(self, now_s: float) -> dict[str, str]:
+            if not self.driven:
+                return super().step(now_s)
+            return {}
 
-    def hold(self, key: str, text: str) -> None:
-        """Keep ``text`` as the item's value without publishing it (the adapter is away)."""
-        self._values[key] = text
+        def hold(self, key: str, text: str) -> None:
+            """Keep ``text`` as the item's value without publishing it (adapter away)."""
+            self._values[key] = text
+
+    return PlantMachine()
 
 
 class MtConnectEndpoint(Endpoint):
@@ -421,10 +444,11 @@ class MtConnectEndpoint(Endpoint):
 
     def __init__(self, spec: DeviceSpec) -> None:
         super().__init__(spec)
-        self.machine = _PlantMachine()
+        self.machine: Any = _plant_machine()  # a CncMachineModel that can be driven
         self.agent = _mtc.MtConnectAgentSim([self.machine], port=spec.port)
         self.adapter = True
-        self._items = {k: d for d in self.machine.items for k in (d.key, d.id, d.name)}
+        self._items: dict[str, _mtc.DataItemDef] = {
+            k: d for d in self.machine.items for k in (d.key, d.id, d.name)}
 
     async def start(self) -> None:
         await self.agent.start()
@@ -590,8 +614,22 @@ class GrblEndpoint(Endpoint):
         return None
 
 
+_EXTRAS = {"modbus": "modbus", "s7": "s7", "opcua": "opcua", "cnc": "cnc", "serial": "serial"}
+
+
 def make_endpoint(spec: DeviceSpec) -> Endpoint:
-    """The adapter for ``spec``'s protocol."""
+    """The adapter for ``spec``'s protocol; ``DriverNotAvailableError`` names the extra to
+    install when its simulator's protocol library is missing."""
+    try:
+        return _make_endpoint(spec)
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get(spec.family, spec.family)
+        raise DriverNotAvailableError(
+            f"device {spec.name}: simulating {spec.protocol} needs {exc.name or exc}, which is "
+            f"not installed here: pip install 'smartline[{extra}]'") from exc
+
+
+def _make_endpoint(spec: DeviceSpec) -> Endpoint:
     family = spec.family
     if family == "modbus":
         return ModbusEndpoint(spec)

@@ -307,11 +307,9 @@ class GrblDriver(DriverBase[GrblPlan, CncOptions]):
         missing = ""
         axis = "xyz".find(kind[-1]) if kind[-2:-1] == "." else -1
         if kind == "state":
-            # after ALARM:1/2 GRBL sends no report, but the alarm itself says the state
+            # after ALARM:1/2 GRBL sends no report, but the alarm itself says the state;
+            # uncertain all the same: a controller that went away would look the same
             value = "Alarm" if link.critical else st.state
-            if link.critical:
-                b.set(p, value)
-                return
         elif kind == "substate":
             value = st.substate
         elif kind == "hold":
