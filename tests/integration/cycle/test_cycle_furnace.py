@@ -36,7 +36,11 @@ async def test_pid_brings_every_zone_to_its_set_point() -> None:
     control = stats["control"]
     assert control.cycles == 1400 and control.overruns == 0
     assert control.read_requests_planned == 3  # set points come from the monitor task
-    assert control.io.failed_reads == 0 and control.io.write_errors == 0
+    # the drivers' timeouts are wall-clock time even in a virtual-time run: a machine that
+    # stalls the event loop for a timeout (a CI neighbour, a collection) fails a read or a
+    # few and the device reconnects; more than 5 % would mean the link does not work
+    assert control.io.failed_reads <= control.io.reads // 20
+    assert control.io.write_errors == 0
     assert stats["monitor"].cycles == 28
     assert safe == [0.0, 0.0, 0.0]  # heaters off when the line stopped
     # the plant saw the heaters: the last measured temperatures are in the image
