@@ -269,6 +269,7 @@ class ResultBuilder:
         """``point`` read ``value`` (a string for text, a sequence for an array), GOOD."""
         i = self._pos[point.slot]
         k = point.address.elements
+        self.bools.discard(point.slot)
         if isinstance(value, str):
             self.texts[point.slot] = value
             self.raw[i] = 0.0

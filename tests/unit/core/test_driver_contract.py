@@ -258,6 +258,9 @@ def test_result_builder_marks_truth_values() -> None:
     rb.set(a, True)
     rb.set(b, 3)
     assert rb.build().bools == frozenset({0}) and rb.build().raw.tolist() == [1.0, 3.0]
+    rb.set(a, 2.5)  # the same point, now a number: no longer a truth value
+    assert rb.build().bools == frozenset()
+    rb.set(a, False)
     rb.fail(a, Reason.TIMEOUT)
     assert rb.build().bools == frozenset()
 
