@@ -386,11 +386,21 @@ class OpcUaSim:
         dv.ServerTimestamp = cast(Any, dt.datetime.now(dt.UTC))
         await self._server.write_attribute_value(self._node(var.name), dv)
 
-    async def get(self, name: str) -> Any:  # async: a plant model may await it
-        """The variable's current value."""
-        assert self._server is not None
+    @property
+    def serving(self) -> bool:
+        """Whether the server is up (between :meth:`start` or ``restart`` and ``stop``)."""
+        return self._server is not None
+
+    def value(self, name: str) -> Any:
+        """The variable's current value, read in-process (no round trip, never suspends)."""
+        if self._server is None:
+            raise RuntimeError(f"{self.name} is not serving: no value to read")
         dv = self._server.read_attribute_value(self._node(name))
         return dv.Value.Value if dv.Value is not None else None
+
+    async def get(self, name: str) -> Any:  # async: a plant model may await it
+        """The variable's current value (:meth:`value`, for code that awaits)."""
+        return self.value(name)
 
     async def set_status(self, name: str, code: int) -> None:
         """Make a variable answer with a status code (e.g. ``ua.StatusCodes.BadDeviceFailure``)."""

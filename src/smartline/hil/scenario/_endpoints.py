@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ...core import DriverNotAvailableError
@@ -321,17 +321,6 @@ class SerialEndpoint(Endpoint):
         return None
 
 
-def _run_now(coro: Coroutine[Any, Any, Any]) -> Any:
-    """The result of a coroutine that never suspends (asyncua's in-process reads are
-    synchronous inside; :meth:`OpcUaSim.get` is async only so a plant model may await it)."""
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value
-    coro.close()
-    raise RuntimeError("the read suspended")
-
-
 class OpcUaEndpoint(Endpoint):
     """An OPC UA server from an ``opcua`` profile (security None, anonymous), behind a relay
     (:class:`~smartline.hil.opcua.FaultProxy`) on ``port`` that plays the link faults.
@@ -364,9 +353,9 @@ class OpcUaEndpoint(Endpoint):
     def get(self, point: str) -> Any:
         if point in self._pending:
             return self._pending[point]
-        if self.is_down or self.sim._server is None:  # down: what it will have when back
+        if self.is_down or not self.sim.serving:  # down: what it will have when back
             return next((v.value for v in self.sim.variables if v.name == point), None)
-        return _run_now(self.sim.get(point))
+        return self.sim.value(point)
 
     def set(self, point: str, value: Any) -> None:
         if point not in self.spec.profile.points:
