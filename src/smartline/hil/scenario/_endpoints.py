@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -52,8 +53,9 @@ __all__ = ["Endpoint", "GrblEndpoint", "ModbusEndpoint", "MtConnectEndpoint", "O
 log = logging.getLogger(__name__)
 
 
-class Endpoint:
-    """A scenario device served on 127.0.0.1 (subclasses adapt one simulator)."""
+class Endpoint(ABC):
+    """A scenario device served on 127.0.0.1 (each subclass adapts one simulator and fills
+    the abstract methods)."""
 
     def __init__(self, spec: DeviceSpec) -> None:
         self.spec = spec
@@ -63,26 +65,31 @@ class Endpoint:
         self._worker: asyncio.Task[None] | None = None
 
     # -- life ------------------------------------------------------------------------------
+    @abstractmethod
     async def start(self) -> None:
-        raise NotImplementedError
+        """The simulator's own (abstract)."""
 
     async def stop(self) -> None:
         await self.settle()
         await self._stop()
 
+    @abstractmethod
     async def _stop(self) -> None:
-        raise NotImplementedError
+        """The simulator's own (abstract)."""
 
     @property
+    @abstractmethod
     def url(self) -> str:
-        raise NotImplementedError
+        """The URL a line uses to reach the device."""
 
     # -- plant side ------------------------------------------------------------------------
+    @abstractmethod
     def get(self, point: str) -> Any:
-        raise NotImplementedError
+        """The simulator's own (abstract)."""
 
+    @abstractmethod
     def set(self, point: str, value: Any) -> None:
-        raise NotImplementedError
+        """The simulator's own (abstract)."""
 
     # -- faults ----------------------------------------------------------------------------
     def fault(self, kind: str, args: dict[str, Any]) -> None:
@@ -99,8 +106,9 @@ class Endpoint:
         else:
             self._fault(kind, {}, on=False)
 
+    @abstractmethod
     def _fault(self, kind: str, args: dict[str, Any], *, on: bool) -> None:
-        raise NotImplementedError
+        """The simulator's own (abstract)."""
 
     def go_down(self) -> None:
         """The device is gone: nothing answers now; the listener closes (queued)."""
@@ -118,14 +126,17 @@ class Endpoint:
         self._queue(self._open_listener)
         self._mute(False)
 
+    @abstractmethod
     def _mute(self, on: bool) -> None:
-        raise NotImplementedError
+        """The simulator's own (abstract)."""
 
+    @abstractmethod
     async def _close_listener(self) -> None:
-        raise NotImplementedError
+        """The simulator's own (abstract)."""
 
+    @abstractmethod
     async def _open_listener(self) -> None:
-        raise NotImplementedError
+        """The simulator's own (abstract)."""
 
     def _queue(self, op: Callable[[], Awaitable[None]]) -> None:
         self._ops.append(op)
