@@ -26,7 +26,7 @@ writes are plain numpy under ``lock`` and numba is never imported.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -220,6 +220,7 @@ class ProcessImage:
         self.exact: dict[int, int] = {}
         #: why a slot is not GOOD, in words, where its driver said more than the reason
         self.notes: dict[int, str] = {}
+        self.has_note: NDArray[np.bool_] = np.zeros(size, np.bool_)
         self.has_exact: NDArray[np.bool_] = np.zeros(size, np.bool_)
         #: taken by writers and Python readers; never by a compiled tick
         self.lock = threading.Lock()
@@ -343,17 +344,23 @@ class ProcessImage:
                 if result.bools:
                     self.is_bool[list(result.bools)] = True
                     self._any_bool = True
-            if self.notes:
-                for slot in s.tolist():
+            if self.notes and self.has_note[s].any():  # a value read again: its words go
+                for slot in s[self.has_note[s]].tolist():
                     self.notes.pop(slot, None)
+                self.has_note[s] = False
             if result.notes:
-                self.notes.update(result.notes)
+                self._note(result.notes)
             if exact or (self._any_exact and self.has_exact[s].any()):
                 self._drop_exact(s)
                 for slot, number in exact.items():
                     self.exact[slot] = number
                     self.has_exact[slot] = True
                     self._any_exact = True
+
+    def _note(self, notes: Mapping[int, str]) -> None:
+        """Keep ``notes`` by slot (the caller holds the lock)."""
+        self.notes.update(notes)
+        self.has_note[list(notes)] = True
 
     def mark(self, slots: NDArray[np.intp], quality: Quality, reason: Reason,
              note: str | None = None) -> None:
@@ -368,7 +375,7 @@ class ProcessImage:
         stale = quality is Quality.STALE
         with self.lock:
             if note and not stale:
-                self.notes.update(dict.fromkeys(slots.tolist(), note))
+                self._note(dict.fromkeys(slots.tolist(), note))
             if self._seq_mark is not None:
                 self._seq_mark(self._arrays, _c(slots, np.intp), int(quality), int(reason),
                                stale)
