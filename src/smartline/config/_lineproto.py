@@ -29,7 +29,6 @@ from ._schema import DOTTED, _Model, fail
 __all__ = [
     "CHECKSUMS",
     "DECODES",
-    "SCAN_FIELD_NAMES",
     "ChecksumSpec",
     "CommandSpec",
     "ConfirmSpec",
@@ -42,7 +41,6 @@ __all__ = [
     "TemplateError",
     "check_protocol",
     "checksum",
-    "is_scan_field_name",
 ]
 
 # -- templates -----------------------------------------------------------------------------
@@ -175,15 +173,6 @@ DECODES = ("scan",)
 """Named decodes of a reply field: ``scan`` splits a scanned code into its fields
 (``smartline.tags.identity.scan_fields``) and ``take`` names the one a point gets."""
 
-SCAN_FIELD_NAMES = SCAN_FIELDS
-"""The named fields of a scan (``ai.NN`` besides): ``smartline.tags.identity.SCAN_FIELDS``."""
-
-
-def is_scan_field_name(name: str) -> bool:
-    """Whether ``take:`` may name ``name``: a named field of a scan or ``ai.NN`` of a known
-    application identifier."""
-    return is_scan_field(name)
-
 
 # -- the model -----------------------------------------------------------------------------
 
@@ -247,10 +236,10 @@ class FieldSpec(_Model):
         if self.decode == "scan":
             if self.take is None:
                 fail("'decode: scan' needs 'take': the field of the scan the point gets "
-                     f"(one of {', '.join(SCAN_FIELD_NAMES)} or ai.NN)")
-            if not is_scan_field_name(self.take):
+                     f"(one of {', '.join(SCAN_FIELDS)} or ai.NN)")
+            if not is_scan_field(self.take):
                 fail(f"'take: {self.take}' is not a field of a scan; expected one of "
-                     f"{', '.join(SCAN_FIELD_NAMES)} or ai.NN")
+                     f"{', '.join(SCAN_FIELDS)} or ai.NN")
         return self
 
 
