@@ -34,7 +34,8 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core import (
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from ..config import LineConfig
     from ._io import LineIO
 
-__all__ = ["Engine", "Task", "TaskSpec"]
+__all__ = ["Engine", "Service", "Task", "TaskSpec"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,21 @@ _YIELD_EVERY = 16  # virtual time: cycles between turns of the event loop
 _THREAD_PREFIX = "smartline-task-"
 _JOIN_MIN_S = 1.0  # at stop, a tick thread gets max(this, _JOIN_PERIODS periods) to end
 _JOIN_PERIODS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """Python work the I/O loop runs at a fixed period beside the tasks (the recipe engine,
+    PackML units): ``step(now_ns)`` must never wait on a device (start writes as tasks).
+
+    In real time it runs on the I/O loop at absolute deadlines (a late step skips the
+    deadlines it missed); in virtual time it is an event of the engine's schedule, awaited
+    in deadline order with the tasks, so a run is repeatable.
+    """
+
+    name: str
+    period_ns: int
+    step: Callable[[int], Awaitable[None]]
 
 
 class Engine:
@@ -94,6 +110,7 @@ class Engine:
         self.line = line or (io.config.name if io is not None else "")
         self.on_alarm = on_alarm
         self.on_advance = tuple(on_advance)
+        self.services: list[Service] = []
         specs = list(tasks)
         names = [s.name for s in specs]
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -220,6 +237,37 @@ class Engine:
             if side is not None and side.drain():
                 side.pump()
 
+    def add_service(self, name: str, period_ns: int,
+                    step: Callable[[int], Awaitable[None]]) -> Service:
+        """Run ``step(now_ns)`` every ``period_ns`` while the engine runs (see
+        :class:`Service`); add before :meth:`run`."""
+        if period_ns <= 0:
+            raise ValueError("a service needs a positive period")
+        if self._ran:
+            raise RuntimeError("add services before the engine runs")
+        service = Service(name, period_ns, step)
+        self.services.append(service)
+        return service
+
+    async def _run_service(self, service: Service, t0: int) -> None:
+        """Real time: ``service.step`` at ``t0 + k·period`` until the engine stops."""
+        assert self._stopped_async is not None
+        k = 0
+        while not self._stopped_async.is_set():
+            deadline = t0 + k * service.period_ns
+            now = _rt.now_ns()
+            if now < deadline:
+                await asyncio.sleep((deadline - now) / 1e9)
+                if self._stopped_async.is_set():
+                    return
+            try:
+                await service.step(self.now_ns())
+            except Exception as exc:  # a failing service must not stop the line's cycle
+                log.exception("service %s failed; it keeps running", service.name)
+                self.alarms.append(Alarm(self.clock.wall_ns(), "", "service",
+                                         f"service {service.name}: {exc!r}"))
+            k = max(k + 1, (_rt.now_ns() - t0) // service.period_ns + 1)
+
     # -- running -------------------------------------------------------------------------
     async def run(self, *, cycles: int | None = None,
                   duration_s: float | None = None) -> EngineStats:
@@ -267,6 +315,8 @@ class Engine:
                 threads += [threading.Thread(target=self._run_thread, args=(t, t0),
                                              daemon=True, name=_THREAD_PREFIX + t.name)
                             for t in tasks]
+                acquisitions += [asyncio.ensure_future(self._run_service(s, t0))
+                                 for s in self.services]
             for th in threads:
                 th.start()
             if monitor is not None:
@@ -371,8 +421,9 @@ class Engine:
         """
         clock = self.clock
         assert isinstance(clock, VirtualClock)
-        heap: list[tuple[int, int, Task]] = [
-            (start, i, t) for i, t in enumerate(self.tasks.values())]
+        due: list[Task | Service] = [*self.tasks.values(), *self.services]
+        heap: list[tuple[int, int, Task | Service]] = [
+            (start, i, t) for i, t in enumerate(due)]
         heapq.heapify(heap)
         n = 0
         try:
@@ -383,6 +434,15 @@ class Engine:
                 clock.sleep_until_ns(deadline)
                 for fn in self.on_advance:
                     fn(self.now_ns())
+                if isinstance(task, Service):  # after the tasks due at the same time
+                    try:
+                        await task.step(deadline)
+                    except Exception as exc:
+                        log.exception("service %s failed; it keeps running", task.name)
+                        self.alarms.append(Alarm(self.clock.wall_ns(), "", "service",
+                                                 f"service {task.name}: {exc!r}"))
+                    heapq.heappush(heap, (deadline + task.period_ns, i, task))
+                    continue
                 if task.acquisition is not None:
                     await task.acquisition.read_all()
                 nxt = task.step_virtual(deadline, clock.cell)

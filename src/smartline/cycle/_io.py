@@ -7,17 +7,13 @@ Used by the cycle engine every cycle and by ``smartline read/write`` once.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import getpass
-import json
 import logging
-import math
 import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -44,6 +40,7 @@ from ..core import (
     reason_for,
 )
 from ..tags import default_registry
+from ._audit import JsonlAudit, audit_json
 from ._image import ProcessImage
 
 __all__ = ["AuditSink", "DeviceReadStats", "JsonlAudit", "LineIO", "ReadGroup", "audit_json"]
@@ -61,102 +58,6 @@ class AuditSink(Protocol):
     """
 
     def record(self, entry: Mapping[str, object]) -> None: ...
-
-
-class JsonlAudit:
-    """Appends one JSON object per line to a file, fsync'd: the audit must survive a crash.
-
-    The file is opened (its directory created) at construction, so a path that cannot be
-    written raises ``OSError`` before any write is sent. :meth:`record` never blocks on the
-    disk: a writer thread appends and fsyncs what has been recorded, in batches.
-    :meth:`flush` waits until everything recorded so far is on disk and raises the writer's
-    ``OSError``, if any; :meth:`close` flushes and closes (also at interpreter exit).
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
-        self._pending: list[str] = []
-        self._cond = threading.Condition()
-        self._recorded = 0  # lines handed to record()
-        self._synced = 0  # lines written and fsync'd
-        self._error: OSError | None = None
-        self._closed = False
-        self._thread = threading.Thread(target=self._writer, daemon=True,
-                                        name="smartline-audit")
-        self._thread.start()
-        atexit.register(self.close)
-
-    def record(self, entry: Mapping[str, object]) -> None:
-        line = audit_json(entry)
-        with self._cond:
-            if self._closed:
-                raise ValueError(f"audit log {self.path} is closed")
-            self._pending.append(line)
-            self._recorded += 1
-            self._cond.notify_all()
-
-    def flush(self, timeout_s: float | None = None) -> None:
-        """Wait until every entry recorded so far is fsync'd; raise the writer's OSError."""
-        with self._cond:
-            target = self._recorded
-            self._cond.wait_for(lambda: self._synced >= target or self._error is not None,
-                                timeout_s)
-            if self._error is not None:
-                raise self._error
-            if self._synced < target:
-                raise TimeoutError(f"audit log {self.path}: not written within {timeout_s} s")
-
-    def close(self) -> None:
-        """Flush and close (idempotent)."""
-        with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join()
-        atexit.unregister(self.close)
-        self._file.close()
-        if self._error is not None:
-            raise self._error
-
-    def _writer(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: bool(self._pending) or self._closed)
-                batch, self._pending = self._pending, []
-                if not batch and self._closed:
-                    return
-            try:
-                if self._error is None:
-                    self._file.write("".join(f"{x}\n" for x in batch))
-                    self._file.flush()
-                    os.fsync(self._file.fileno())
-            except OSError as exc:
-                log.error("audit log %s: %s", self.path, exc)
-                with self._cond:
-                    self._error = exc
-            with self._cond:
-                self._synced += len(batch)
-                self._cond.notify_all()
-
-
-def audit_json(entry: Mapping[str, object]) -> str:
-    """An audit entry as one line of valid JSON (NaN and infinities become strings)."""
-    return json.dumps(_jsonable(entry), default=str, sort_keys=True, allow_nan=False)
-
-
-def _jsonable(v: object) -> object:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float):
-        return v if math.isfinite(v) else repr(v)
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple | np.ndarray):
-        return [_jsonable(x) for x in v]
-    return v
 
 
 @dataclass(slots=True)

@@ -205,7 +205,9 @@ def test_jsonl_audit_writes_valid_json_off_the_caller(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     rows = [json.loads(x, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
             for x in lines]
+    chain = {k: rows[0].pop(k) for k in ("prev", "hash")}
     assert rows[0] == {"tag": "x", "value": "nan", "raw": [1.0, "inf"], "n": 2.5}
+    assert chain["prev"] == "0" * 64 and rows[1]["prev"] == chain["hash"]
     assert rows[1]["value"] == "-inf"
     a.close()
     a.close()  # idempotent
