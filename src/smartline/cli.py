@@ -65,15 +65,16 @@ def cli(verbose: int) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_profile_path_option
 def check(files: tuple[Path, ...], profile_paths: tuple[Path, ...]) -> None:
-    """Validate line, device-profile, HIL scenario and plant files.
+    """Validate line, device-profile, recipe, HIL scenario and plant files.
 
     Every problem is reported, one per line, as FILE:LINE:COL: key.path: message.
     Exits 2 if any file has a problem, 0 otherwise.
     """
     from .config import KINDS, check_file
-    from .hil.scenario import FILE_KINDS
+    from .hil import scenario
+    from .recipes import _load
 
-    kinds = {**KINDS, **FILE_KINDS}
+    kinds = {**KINDS, **scenario.FILE_KINDS, **_load.FILE_KINDS}
     bad = False
     for f in files:
         try:
@@ -199,8 +200,7 @@ def write(line: Path, assignments: tuple[str, ...], audit_path: Path | None,
     from .line import Line
 
     values = dict(_parse_assignment(a) for a in assignments)
-    path = audit_path or Path(os.environ.get("SMARTLINE_AUDIT") or
-                              Path.home() / ".local" / "state" / "smartline" / "audit.jsonl")
+    path = audit_path or _default_audit_path()
     ln = _load_line(str(line), profile_paths)
     assert isinstance(ln, Line)
     try:
@@ -548,6 +548,116 @@ def cnc_send(  # noqa: PLR0917 (click passes one parameter per option)
         click.echo(f"smartline: {file}:{err.file_line}: {err.text}: error:{err.code} "
                    f"({err.meaning})", err=True)
     sys.exit(EXIT_FAILURE)
+
+
+@cli.group()
+def audit() -> None:
+    """The audit trail of writes (hash-chained JSON lines)."""
+
+
+@audit.command("verify")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def audit_verify(file: Path | None) -> None:
+    """Check the hash chain of the audit trail FILE (default $SMARTLINE_AUDIT or
+    ~/.local/state/smartline/audit.jsonl). Exits 0 when intact, 1 when a record was
+    edited, deleted, inserted or cut off (each named with its line), 2 if unreadable."""
+    from .cycle._audit import verify_audit
+
+    path = file or _default_audit_path()
+    try:
+        verdict = verify_audit(path)
+    except OSError as exc:
+        _fail(f"cannot read the audit trail {path}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+    for problem in verdict.problems:
+        click.echo(problem, err=True)
+    if not verdict.ok:
+        _fail(f"{path}: the audit trail was altered ({len(verdict.problems)} problem(s))",
+              EXIT_FAILURE)
+    old = f", {verdict.unchained} from before the chain" if verdict.unchained else ""
+    click.echo(f"{path}: {verdict.records} records, chain intact{old}")
+
+
+def _default_audit_path() -> Path:
+    return Path(os.environ.get("SMARTLINE_AUDIT") or
+                Path.home() / ".local" / "state" / "smartline" / "audit.jsonl")
+
+
+@cli.group()
+def recipe() -> None:
+    """Recipes: run them over a line (ISA-88 procedures over PackML units), batch records."""
+
+
+_journal_option = click.option(
+    "--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="The batch journal (SQLite); default $SMARTLINE_STATE_DIR/batches.db "
+    "(~/.local/state/smartline/batches.db).")
+
+
+@recipe.command("run")
+@click.argument("line", type=click.Path(path_type=Path))
+@click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--param", "-p", "param_texts", multiple=True, metavar="NAME=VALUE",
+              help="A formula parameter (repeatable); applies to every recipe that has it.")
+@click.option("--sim", "sim_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Run against this HIL scenario's simulated plant.")
+@click.option("--virtual", is_flag=True, default=False,
+              help="With --sim: virtual time, as fast as the CPU allows.")
+@click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True),
+              default=None, help="Stop after S seconds even if a batch is still running.")
+@click.option("--live/--no-live", default=None,
+              help="Live progress in the terminal (default: when stdout is a terminal).")
+@_journal_option
+@_profile_path_option
+def recipe_run(  # noqa: PLR0917 (click passes one parameter per option)
+        line: Path, recipes: tuple[Path, ...], param_texts: tuple[str, ...],
+        sim_path: Path | None, virtual: bool, duration_s: float | None, live: bool | None,
+        journal_path: Path | None, profile_paths: tuple[Path, ...]) -> None:
+    """Run RECIPES one after the other over LINE (changeover without stopping the cycle).
+
+    Every recipe and parameter is checked before anything moves. Exits 0 when every batch
+    completed, 1 when one was held, stopped or aborted, 2 on bad input.
+    """
+    from .recipe_run import run_recipes
+
+    params: dict[str, str] = {}
+    for text in param_texts:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip():
+            _fail(f"--param {text!r}: expected NAME=VALUE", EXIT_BAD_INPUT)
+        params[name.strip()] = value.strip()
+    if virtual and sim_path is None:
+        _fail("--virtual needs --sim SCENARIO", EXIT_BAD_INPUT)
+    sys.exit(run_recipes(line, recipes, params=params, sim_path=sim_path, virtual=virtual,
+                         duration_s=duration_s, journal_path=journal_path,
+                         live=sys.stdout.isatty() if live is None else live,
+                         profile_paths=profile_paths))
+
+
+@recipe.command("history")
+@click.option("--line", "line_name", default=None, help="Only this line's batches.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+@_journal_option
+def recipe_history(line_name: str | None, limit: int, as_json: bool,
+                   journal_path: Path | None) -> None:
+    """The batches in the journal, newest first."""
+    from .recipe_run import recipe_history as history
+
+    sys.exit(history(journal_path, line=line_name, limit=limit, as_json=as_json))
+
+
+@recipe.command("export")
+@click.argument("batch")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
+              show_default=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to FILE (default: stdout).")
+@_journal_option
+def recipe_export(batch: str, fmt: str, out: Path | None, journal_path: Path | None) -> None:
+    """A batch record (every state change, command, write, parameter, alarm, identity)."""
+    from .recipe_run import export_batch
+
+    sys.exit(export_batch(batch, journal_path=journal_path, fmt=fmt, out=out))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -40,9 +40,10 @@ if TYPE_CHECKING:
     from .cycle import Engine, EngineStats
     from .hil.scenario import Expectation, ExpectResult, ExpectTracker, Scenario
     from .line import Line
+    from .recipes._units import Units
 
-__all__ = ["build_engine", "run_demo", "run_engine", "run_line", "run_line_sim",
-           "with_device_urls"]
+__all__ = ["Attach", "build_engine", "line_units", "run_demo", "run_engine", "run_line",
+           "run_line_sim", "sim_device_urls", "with_device_urls"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,66 @@ EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_ABORTED = 130  # a second signal: stopped without waiting (as a shell reports SIGINT)
 _REFRESH_S = 0.25
 _SIM_START_S = 60.0  # a cold start compiles the plant model
+UNITS_PERIOD_NS = 100_000_000  # PackML units: states derived and commands taken every 100 ms
+
+Attach = Callable[["Line", "Engine"], "Callable[[], Awaitable[None]] | None"]
+"""Adds services to a built engine before it runs (PackML units, the recipe executor);
+returns what to await once the engine has stopped (before the devices close), or None."""
+
+_INTERNAL_SCHEMES = frozenset({"memory"})  # devices without a wire: never simulated
+
+
+def line_units(config: LineConfig) -> tuple[LineConfig, Units | None]:
+    """The line with the PackTags tags of its PackML units (its ``units:`` section), and
+    the units; the line unchanged and None when it has no units. ``ConfigError`` for a bad
+    section."""
+    import re
+
+    try:  # most lines have no units: do not load the recipe engine for them
+        text = config.source.read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    if not re.search(r"^units\s*:", text, re.MULTILINE):
+        return config, None
+    from .recipes._units import load_units, with_units
+
+    units = load_units(config)
+    if not units.units:
+        return config, None
+    return with_units(config, units), units
+
+
+def attach_units(units: Units) -> Attach:
+    """An :data:`Attach` that runs the units' PackML state machines as a service."""
+    def attach(line: Line, engine: Engine) -> Callable[[], Awaitable[None]]:
+        from .recipes._units import UnitRuntime
+
+        rt = UnitRuntime(units, line, clock=line.clock)
+        engine.add_service("units", UNITS_PERIOD_NS, rt.step)
+        return rt.aclose
+    return attach
+
+
+MakeAttach = Callable[["Units | None"], "Attach | None"]
+"""Given the line's units (or None), the :data:`Attach` for its run (or None)."""
+
+
+def default_attach(units: Units | None) -> Attach | None:
+    """Plain ``smartline run``: the units' state machines, if the line has units."""
+    return attach_units(units) if units is not None else None
+
+
+def _attached(attach: Attach | None, line: Line,
+              engine: Engine) -> list[Callable[[], Awaitable[None]]]:
+    done = attach(line, engine) if attach is not None else None
+    return [done] if done is not None else []
+
+
+def sim_device_urls(config: LineConfig, urls: Mapping[str, str]) -> dict[str, str]:
+    """The simulator's URL for every device of the line that has a wire (devices such as
+    the units' ``memory://`` PackTags device stay as they are)."""
+    return {n: urls[n] for n, d in config.devices.items()
+            if d.url.scheme not in _INTERNAL_SCHEMES}
 
 
 def with_device_urls(config: LineConfig, urls: Mapping[str, str]) -> LineConfig:
@@ -80,8 +141,10 @@ def build_engine(config: LineConfig, *, clock: Clock | None = None,
 async def run_engine(engine: Engine, line: Line, *, cycles: int | None = None,
                      duration_s: float | None = None, stats_path: Path | None = None,
                      live: bool = False, console: Console | None = None,
-                     extra: Callable[[], RenderableType] | None = None) -> int:
-    """Run ``engine`` with signal handling and an optional live view; the exit code."""
+                     extra: Callable[[], RenderableType] | None = None,
+                     cleanup: Sequence[Callable[[], Awaitable[None]]] = ()) -> int:
+    """Run ``engine`` with signal handling and an optional live view; the exit code.
+    ``cleanup`` is awaited after the engine stopped, before the devices close."""
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     signals = 0
@@ -122,6 +185,11 @@ async def run_engine(engine: Engine, line: Line, *, cycles: int | None = None,
         for sig in installed:
             loop.remove_signal_handler(sig)
         stats = engine.stats(hdr=stats_path is not None)
+        for fn in cleanup:
+            try:
+                await fn()
+            except Exception:  # one failing clean-up must not keep the devices open
+                log.exception("clean-up after the run failed")
         try:
             await line.close()
         finally:
@@ -142,13 +210,16 @@ async def run_engine(engine: Engine, line: Line, *, cycles: int | None = None,
 def run_line(path: str | os.PathLike[str], *, cycles: int | None = None,
              duration_s: float | None = None, stats_path: Path | None = None,
              live: bool = True, profile_paths: Sequence[Path] = (),
-             clock: Clock | None = None) -> int:
-    """``smartline run LINE``: load, compile, run until done or signalled; the exit code."""
+             clock: Clock | None = None, make_attach: MakeAttach = default_attach,
+             extra: Callable[[], RenderableType] | None = None) -> int:
+    """``smartline run LINE``: load, compile, run until done or signalled; the exit code.
+    ``make_attach`` adds services (by default the line's PackML units)."""
     from .config import load_line
 
     try:
-        config = load_line(path, profile_paths=profile_paths)
+        config, units = line_units(load_line(path, profile_paths=profile_paths))
         line, engine = build_engine(config, clock=clock)
+        cleanup = _attached(make_attach(units), line, engine)
         _prepare_saying_so(engine)
     except (ConfigError, DriverNotAvailableError) as exc:
         _error(str(exc))
@@ -164,7 +235,7 @@ def run_line(path: str | os.PathLike[str], *, cycles: int | None = None,
         return EXIT_OK
     return _aborted_is_130(lambda: asyncio.run(run_engine(
         engine, line, cycles=cycles, duration_s=duration_s, stats_path=stats_path,
-        live=live)))
+        live=live, extra=extra, cleanup=cleanup)))
 
 
 def run_demo(*, cycles: int | None = None, stats_path: Path | None = None,
@@ -178,7 +249,9 @@ def run_line_sim(path: str | os.PathLike[str], scenario_path: str | os.PathLike[
                  virtual: bool = False, cycles: int | None = None,
                  duration_s: float | None = None, stats_path: Path | None = None,
                  live: bool = False, profile_paths: Sequence[Path] = (),
-                 record_path: Path | None = None) -> int:
+                 record_path: Path | None = None, make_attach: MakeAttach = default_attach,
+                 extra: Callable[[], RenderableType] | None = None,
+                 judge: bool = True) -> int:
     """``smartline run LINE --sim SCENARIO``: the line against its simulated plant.
 
     Every device of the line is mapped, by name, to the scenario's endpoint of the same
@@ -186,14 +259,16 @@ def run_line_sim(path: str | os.PathLike[str], scenario_path: str | os.PathLike[
     allows; else in real time with the scenario in its own process (as ``smartline demo``
     does, so the plant does not share the controller's GIL). At the end every expectation
     is printed; the exit code is 1 if one failed (2 for bad files or a device mapping that
-    does not fit). ``record_path`` (virtual time only): every tag of the line, sampled each
-    cycle, written there as a tag trace (:mod:`smartline.testing.traces`).
-    """
+    does not fit; ``judge=False``: printed only, as for a recipe run, whose set points
+    are not the ones the scenario's expectations assume). ``record_path`` (virtual time
+    only): every tag of the line, sampled each cycle, written there as a tag trace
+    (:mod:`smartline.testing.traces`). ``make_attach`` adds services (by default the
+    line's PackML units); internal devices (``memory://``) are not simulated."""
     from .config import load_line
     from .hil.scenario import Scenario
 
     try:
-        config = load_line(path, profile_paths=profile_paths)
+        config, units = line_units(load_line(path, profile_paths=profile_paths))
         scenario = Scenario.load(scenario_path)
     except ConfigError as exc:
         _error(str(exc))
@@ -207,19 +282,23 @@ def run_line_sim(path: str | os.PathLike[str], scenario_path: str | os.PathLike[
         try:
             return _aborted_is_130(lambda: asyncio.run(_sim_virtual(
                 path, config, scenario, cycles=cycles, duration_s=duration_s,
-                stats_path=stats_path, live=live, record_path=record_path)))
+                stats_path=stats_path, live=live, record_path=record_path,
+                attach=make_attach(units), extra=extra, judge=judge)))
         except OSError as exc:  # a port in use
             _error(f"{os.fspath(scenario_path)}: cannot start the simulated devices: {exc}")
             return EXIT_FAILURE
     return _aborted_is_130(lambda: asyncio.run(_sim_real_time(
         path, config, scenario, scenario_path, cycles=cycles, duration_s=duration_s,
-        stats_path=stats_path, live=live)))
+        stats_path=stats_path, live=live, attach=make_attach(units), extra=extra,
+        judge=judge)))
 
 
 def _sim_mapping_problems(config: LineConfig, scenario: Scenario) -> list[str]:
     """Why the line's devices cannot all be served by the scenario (empty: they can)."""
     problems = []
     for name, dev in config.devices.items():
+        if dev.url.scheme in _INTERNAL_SCHEMES:
+            continue
         spec = scenario.devices.get(name)
         if spec is None:
             problems.append(f"device {name} is not simulated by scenario {scenario.name} "
@@ -242,10 +321,10 @@ def _tag_state(line: Line, x: Expectation) -> tuple[object, bool]:
     return v.value, v.quality == Quality.GOOD
 
 
-def _report(results: Sequence[ExpectResult], code: int) -> int:
+def _report(results: Sequence[ExpectResult], code: int, *, judge: bool = True) -> int:
     for r in results:
         print(f"expect: {r.line()}", file=sys.stderr)
-    if code == EXIT_OK and any(r.ok is False for r in results):
+    if judge and code == EXIT_OK and any(r.ok is False for r in results):
         return EXIT_FAILURE
     return code
 
@@ -262,7 +341,9 @@ async def _prepared(engine: Engine) -> bool:
 async def _sim_virtual(path: str | os.PathLike[str], config: LineConfig, scenario: Scenario, *,
                        cycles: int | None, duration_s: float | None,
                        stats_path: Path | None, live: bool,
-                       record_path: Path | None = None) -> int:
+                       record_path: Path | None = None, attach: Attach | None = None,
+                       extra: Callable[[], RenderableType] | None = None,
+                       judge: bool = True) -> int:
     from .core import VirtualClock
     from .hil.scenario import ExpectTracker, ScenarioRunner
     from .testing.traces import TagTrace
@@ -271,8 +352,7 @@ async def _sim_virtual(path: str | os.PathLike[str], config: LineConfig, scenari
     # the simulated servers share this process: their pymodbus logs would drown the line's
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     async with ScenarioRunner(scenario, clock=clock, trace=False) as runner:
-        urls = runner.urls()
-        cfg = with_device_urls(config, {n: urls[n] for n in config.devices})
+        cfg = with_device_urls(config, sim_device_urls(config, runner.urls()))
         tags = ExpectTracker(runner.tag_expectations())
         holder: list[Line] = []
         rec = (TagTrace(sorted(config.tags), line=config.name, scenario=scenario.name,
@@ -294,11 +374,13 @@ async def _sim_virtual(path: str | os.PathLike[str], config: LineConfig, scenari
             _error(str(exc))
             return EXIT_BAD_INPUT
         holder.append(line)
+        cleanup = _attached(attach, line, engine)
         if not await _prepared(engine):
             await line.close()
             return EXIT_BAD_INPUT
         code = await run_engine(engine, line, cycles=cycles, duration_s=duration_s,
-                                stats_path=stats_path, live=live)
+                                stats_path=stats_path, live=live, extra=extra,
+                                cleanup=cleanup)
         results = [*runner.results(), *tags.results(runner.time_ns)]
         if rec is not None and record_path is not None:
             rec.close(clock.now_ns() - (origin[0] if origin else 0))
@@ -313,13 +395,15 @@ async def _sim_virtual(path: str | os.PathLike[str], config: LineConfig, scenari
                        f"{record_path}")
     _error(f"smartline: scenario {scenario.name}: {runner.time_ns / 1e9:g} s of plant time "
            "(virtual)")
-    return _report(sorted(results, key=lambda r: r.expectation.index), code)
+    return _report(sorted(results, key=lambda r: r.expectation.index), code, judge=judge)
 
 
 async def _sim_real_time(path: str | os.PathLike[str], config: LineConfig, scenario: Scenario,
                          scenario_path: str | os.PathLike[str], *, cycles: int | None,
                          duration_s: float | None, stats_path: Path | None,
-                         live: bool) -> int:
+                         live: bool, attach: Attach | None = None,
+                         extra: Callable[[], RenderableType] | None = None,
+                         judge: bool = True) -> int:
     import json
 
     from .hil.scenario import ExpectTracker
@@ -347,19 +431,21 @@ async def _sim_real_time(path: str | os.PathLike[str], config: LineConfig, scena
         except TimeoutError:
             _error(f"the scenario simulator did not start within {_SIM_START_S:g} s")
             return EXIT_FAILURE
-        cfg = with_device_urls(config, {n: urls[n] for n in config.devices})
+        cfg = with_device_urls(config, sim_device_urls(config, urls))
         try:
             line, engine = build_engine(cfg)
         except (ConfigError, DriverNotAvailableError) as exc:
             _error(str(exc))
             return EXIT_BAD_INPUT
+        cleanup = _attached(attach, line, engine)
         if not await _prepared(engine):
             await line.close()
             return EXIT_BAD_INPUT
         if tags.items:
             sampler = asyncio.create_task(_sample_tags(tags, line, scenario.step_ns))
         code = await run_engine(engine, line, cycles=cycles, duration_s=duration_s,
-                                stats_path=stats_path, live=live, console=_console())
+                                stats_path=stats_path, live=live, console=_console(),
+                                extra=extra, cleanup=cleanup)
     finally:
         if sampler is not None:
             sampler.cancel()
@@ -370,7 +456,7 @@ async def _sim_real_time(path: str | os.PathLike[str], config: LineConfig, scena
         plant = await _sim_results(sim, scenario)
         await _stop_sim(sim)
     return _report(sorted([*plant, *tags.results()], key=lambda r: r.expectation.index),
-                   code)
+                   code, judge=judge)
 
 
 async def _sample_tags(tags: ExpectTracker, line: Line, step_ns: int) -> None:

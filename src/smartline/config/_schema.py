@@ -144,6 +144,9 @@ class LineFileModel(_Model):
     devices: dict[str, Any] = {}
     tags: dict[str, Any] = {}
     tasks: dict[str, Any] = {}
+    units: dict[str, Any] = {}
+    """PackML units mapped onto the line's machines: checked by ``smartline.recipes``
+    (a layer above this one), which reads the section from the file itself."""
 
 
 _RETRY = RetryPolicy()

@@ -83,13 +83,15 @@ def test_fault_scenarios_mark_tags_bad_and_good_again() -> None:
 
 
 HIL_FILES = sorted((ROOT / "hil_sim").rglob("*.yaml"))
-LINES = sorted(RECIPES.glob("*.yaml"))
+LINES = sorted(RECIPES.glob("*.yaml"))  # line files and recipes: `smartline check` takes both
 
 
 @pytest.mark.parametrize("path", HIL_FILES + LINES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_hil_file_and_example_line_passes_check(path: Path) -> None:
     """What ``smartline check FILE`` does (a ConfigError would list the problems)."""
-    summary = check_file(path, kinds={**KINDS, **FILE_KINDS})
+    from smartline.recipes import FILE_KINDS as RECIPE_KINDS
+
+    summary = check_file(path, kinds={**KINDS, **FILE_KINDS, **RECIPE_KINDS})
     assert path.name in summary
 
 

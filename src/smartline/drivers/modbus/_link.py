@@ -242,10 +242,27 @@ class ModbusLink(SharedLink):
     def _diagnosis(self) -> str | None:
         if self._problem is not None:
             return self._problem
-        if self._rx:
+        if self._rx and not self._whole_frame(self._frame):
             return (f"truncated or malformed answer: {self._rx} byte(s) received, "
                     "no complete frame")
-        return None
+        return None  # nothing, or a whole answer that lost the race with the timeout: late
+
+    def _whole_frame(self, data: bytes) -> bool:
+        """``data`` holds one complete frame by its own length rules (a timeout that fired
+        in the same turn of the event loop as the answer arrived is a late answer, not a
+        truncated one)."""
+        if not self._rtu:
+            return len(data) >= 6 and len(data) >= 6 + (data[4] << 8 | data[5])
+        if len(data) < 3 or data[0] != self._unit:
+            return False
+        fc = data[1]
+        if fc == self._fc | 0x80:
+            size = 5
+        elif fc in (1, 2, 3, 4):
+            size = data[2] + 5
+        else:
+            size = 8
+        return len(data) >= size
 
     # -- pymodbus hooks ------------------------------------------------------------------------
     def _fail(self, exc: BaseException) -> None:
