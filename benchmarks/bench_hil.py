@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(Path(__file__).parent) not in sys.path:  # run as a script: bench_blocks next to us
     sys.path.insert(0, str(Path(__file__).parent))
+if str(ROOT) not in sys.path:  # numba's cache may hold bench_blocks' kernels compiled under
+    sys.path.append(str(ROOT))  # pytest, as benchmarks.bench_blocks
 
 PLANT_S = 120.0  # plant time per line
 TANK_LINE = ROOT / "tests" / "integration" / "hil" / "tank-line.yaml"

@@ -10,8 +10,10 @@ import asyncio
 import getpass
 import logging
 import os
+import random
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,6 +36,7 @@ from ..core import (
     Reason,
     SmartlineError,
     Subscription,
+    VirtualClock,
     WriteItem,
     WriteRefusedError,
     WriteValue,
@@ -123,7 +126,10 @@ class LineIO:
                 raise SmartlineError(f"{cfg.scheme.scheme.driver} is not a smartline driver "
                                      "(a subclass of smartline.core.DriverBase)",
                                      device=device)
-            drv = cls(cfg.spec(), clock=self.clock, links=self.links)
+            # reconnect jitter: seeded per device in virtual time, so a run repeats exactly
+            rng = (random.Random(zlib.crc32(device.encode()))
+                   if isinstance(self.clock, VirtualClock) else None)
+            drv = cls(cfg.spec(), clock=self.clock, links=self.links, rng=rng)
             self.drivers[device] = drv
         return drv
 

@@ -1,7 +1,7 @@
 """``smartline demo``: a three-zone heat-treatment furnace run against its simulator.
 
 ``recipes/heat-treatment.yaml`` is the line; :mod:`smartline.demo.furnace` its program
-(PID loops from ``smartline.logic`` in a 10 ms task); the HIL scenario
+(PID loops from ``smartline.logic`` in a 100 ms task); the HIL scenario
 ``hil_sim/scenarios/heat-treatment.yaml`` (plant ``hil_sim/plants/heat-treatment.yaml``:
 oven zones wired to the E5CC controllers and the power controller) its simulated furnace,
 served by ``python -m smartline.hil.scenario`` in a process of its own.

@@ -38,6 +38,14 @@ class GrblSim:
     to the next motion event whenever no byte is waiting (jobs run as fast as the link).
     ``link_latency_s`` models a USB-serial adapter (an FTDI or CH340 adds about 1 ms per
     direction). :attr:`url` is what a line file puts in ``url:``.
+
+    ``lockstep``: a :class:`VirtualClock` that someone else advances (a scenario in
+    lock-step with a line). The controller then speaks only when bytes arrive: everything it
+    says — answers, and what it would push by itself (``ALARM:N``, the banner after a
+    power-up, the ``ok`` of a finished dwell) — leaves with the answer to the line's next
+    bytes, at the virtual time of that request. A line whose I/O takes no virtual time
+    thus sees the same bytes at the same virtual times on every run; a serving thread that
+    woke on its own would hand them over at whatever virtual time the line had reached.
     """
 
     def __init__(self, controller: GrblController | None = None, *,
@@ -45,15 +53,18 @@ class GrblSim:
                  fast_forward: bool = False, link_latency_s: float = 0.0,
                  host: str = "127.0.0.1", port: int = 0,
                  settings: dict[int, float] | None = None,
-                 faults: GrblFaults | None = None) -> None:
+                 faults: GrblFaults | None = None, lockstep: bool = False) -> None:
         if controller is None:
             controller = GrblController(clock if clock is not None else MonotonicClock(),
                                         settings=settings, faults=faults)
         self.controller = controller
         self.clock = controller.clock
-        if fast_forward and not isinstance(self.clock, VirtualClock):
-            raise ValueError("fast_forward needs a VirtualClock")
+        if (fast_forward or lockstep) and not isinstance(self.clock, VirtualClock):
+            raise ValueError("fast_forward and lockstep need a VirtualClock")
+        if fast_forward and lockstep:
+            raise ValueError("fast_forward moves the clock; lockstep leaves it to its owner")
         self.fast_forward = fast_forward
+        self.lockstep = lockstep
         self.transport: Transport = transport
         self.link_latency_s = link_latency_s
         self.lock = threading.RLock()
@@ -232,8 +243,13 @@ class GrblSim:
                     got_data |= self._read(key.fileobj)
             with self.lock:
                 now = time.monotonic()
+                heard = got_data and self.link_latency_s <= 0
                 while self._inbound and self._inbound[0][0] <= now:
                     self.controller.receive(self._inbound.popleft()[1])
+                    heard = True
+                if self.lockstep and not heard:
+                    self._flush(now)  # what was already said (latency, injected noise)
+                    continue
                 if self.fast_forward and not got_data and not self._inbound:
                     nxt = self.controller.next_event_ns()
                     if nxt is not None and isinstance(self.clock, VirtualClock):

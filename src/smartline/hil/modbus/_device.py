@@ -13,6 +13,7 @@ without answers exception 1 (illegal function), as many simple devices do.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -26,7 +27,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
-from ...tags import Access, ModbusAddress, Scale, parse_modbus
+from ...tags import Access, DataType, ModbusAddress, Scale, parse_modbus
 from ._values import decode_words, encode_words
 
 __all__ = ["IDENTIFICATION_OBJECTS", "ModbusDeviceSim", "ModbusFaults", "SimPoint"]
@@ -40,6 +41,9 @@ IDENTIFICATION_OBJECTS: Mapping[str, int] = {
 _FC_AREA = {1: "co", 5: "co", 15: "co", 2: "di", 3: "hr", 6: "hr", 16: "hr", 22: "hr", 23: "hr",
             4: "ir"}
 _CLIENT_WRITES = frozenset({5, 6, 15, 16, 22, 23})
+#: register types encode_words stores rounded
+_ROUNDED_TYPES = frozenset({DataType.INT16, DataType.UINT16, DataType.INT32, DataType.UINT32,
+                            DataType.INT64, DataType.UINT64})
 
 
 @dataclass(slots=True)
@@ -177,6 +181,7 @@ class ModbusDeviceSim:
         self.stats = _Stats()
         self.on_write: Callable[[WriteRecord], None] | None = None
         self._current: ModbusFaults | None = None
+        self._last_words: dict[str, tuple[int, list[int]]] = {}  # integer points
         self._applied = True
         self._read_bits: int | None = None
         ends: dict[str, int] = {"co": 0, "di": 0, "hr": 0, "ir": 0}
@@ -276,7 +281,23 @@ class ModbusDeviceSim:
             word = word | (1 << a.bit) if raw else word & ~(1 << a.bit)
             self.set_registers(a.area, a.offset, [word])
         else:
-            self.set_registers(a.area, a.offset, encode_words(a, raw))
+            self.set_registers(a.area, a.offset, self._encode(name, a, raw))
+
+    def _encode(self, name: str, a: ModbusAddress, raw: Any) -> list[int]:
+        """``encode_words(a, raw)``, remembering each integer point's last words: a plant
+        setting a value every step mostly sets the same rounded value again."""
+        if type(raw) not in (int, float) or a.count is not None or a.dtype not in _ROUNDED_TYPES:
+            return encode_words(a, raw)
+        if isinstance(raw, float):
+            if not math.isfinite(raw):
+                return encode_words(a, raw)  # refused there
+            raw = round(raw)  # what encode_words stores for an integer type
+        last = self._last_words.get(name)
+        if last is not None and last[0] == raw:
+            return last[1]
+        words = encode_words(a, raw)
+        self._last_words[name] = (raw, words)
+        return words
 
     def get_raw(self, name: str) -> Any:
         a = self.points[name].address
@@ -288,8 +309,12 @@ class ModbusDeviceSim:
         return decode_words(a, self.get_registers(a.area, a.offset, a.registers))
 
     def set_registers(self, area: str, offset: int, words: Iterable[int]) -> None:
-        values = np.asarray(list(words), dtype=np.int64) & 0xFFFF
-        self._tables[area].values[offset:offset + len(values)] = values
+        values = [int(w) & 0xFFFF for w in words]  # a list: no array built per plant step
+        table = self._tables[area].values
+        if len(values) == 1:
+            table[offset] = values[0]
+        else:
+            table[offset:offset + len(values)] = values
 
     def get_registers(self, area: str, offset: int, count: int) -> list[int]:
         return [int(w) for w in self._tables[area].values[offset:offset + count]]
@@ -375,14 +400,14 @@ class ModbusDeviceSim:
         if area in ("co", "di"):
             first_reg = address // 16
             n_regs = (address % 16 + (end - address) + 15) // 16
-            bits = t.values[first_reg * 16:(first_reg + n_regs) * 16]
-            packed = [int(sum(int(b) << i for i, b in enumerate(bits[r * 16:(r + 1) * 16])))
-                      for r in range(n_regs)]
+            bits = t.values[first_reg * 16:(first_reg + n_regs) * 16]  # whole words: the
+            # table is sized in 16s; bit i of a word is coil 16·word + i (little bit order)
+            packed: list[int] = np.packbits(bits, bitorder="little").view("<u2").tolist()
             at = first_reg - start_address
             registers[at:at + n_regs] = packed
         else:
             at = address - start_address
-            registers[at:end - start_address] = [int(w) for w in t.values[address:end]]
+            registers[at:end - start_address] = t.values[address:end].tolist()
         if client_write and set_values is not None:
             if area in ("co", "di"):
                 self.set_bits(area, address, [bool(v) for v in set_values])

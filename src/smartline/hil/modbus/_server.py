@@ -20,14 +20,18 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pymodbus import FramerType
+from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import ModbusIOException
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.pdu.mei_message import ReadDeviceInformationResponse
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
+from pymodbus.transaction import TransactionManager
 
 from ._device import ModbusDeviceSim, ModbusFaults
 
@@ -45,6 +49,54 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+class _LocalHandler(ServerRequestHandler):
+    """pymodbus's request handler, answering on the loop it runs on.
+
+    pymodbus (3.16) queues every request with ``call_soon`` and then hands it to
+    ``asyncio.run_coroutine_threadsafe`` (the server may be driven from another thread): a
+    write to the loop's self-pipe and two loop turns more per request. Our servers live on
+    the loop that receives the frames, so the request's coroutine becomes a task at once;
+    the answer on the wire is the same, it only leaves sooner.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)  # type: ignore[no-untyped-call]
+        self._requests: set[asyncio.Task[None]] = set()  # referenced until done
+
+    def callback_data(self, data: bytes, addr: tuple[str, int] | None = None) -> int:
+        """pymodbus's own, with the request started here rather than via call_soon."""
+        try:
+            used_len = int(TransactionManager.callback_data(self, data, addr))
+        except ModbusIOException as exc:
+            function_code = 0x00 if exc.fcode is None else exc.fcode
+            response = ExceptionResponse(function_code, exception_code=ExcCodes.ILLEGAL_FUNCTION,
+                                         device_id=exc.dev_id, transaction=exc.transaction_id)
+            self.server_send(response, addr)  # type: ignore[no-untyped-call]
+            return len(data)
+        if self.last_pdu:
+            self.handle_later()
+        return used_len
+
+    def handle_later(self) -> None:
+        task = self.loop.create_task(self.handle_request())  # type: ignore[no-untyped-call]
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+
+class _TcpServer(ModbusTcpServer):
+    """Modbus/TCP (or RTU over TCP) with :class:`_LocalHandler`."""
+
+    def callback_new_connection(self) -> ServerRequestHandler:
+        return _LocalHandler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
+
+
+class _SerialServer(ModbusSerialServer):
+    """Modbus RTU on a serial port with :class:`_LocalHandler`."""
+
+    def callback_new_connection(self) -> ServerRequestHandler:
+        return _LocalHandler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
 
 
 class SocatPtyPair:
@@ -159,7 +211,7 @@ class ModbusServerSim:
                 port, self.client_port = self._pty.a, self._pty.b
             else:
                 port = self.serial_port
-            serial = ModbusSerialServer(
+            serial = _SerialServer(
                 self._context(), framer=FramerType.RTU, port=port,
                 baudrate=int(self.serial["baudrate"]), parity=str(self.serial["parity"]),
                 stopbits=int(self.serial["stopbits"]), bytesize=int(self.serial["bytesize"]),
@@ -170,7 +222,7 @@ class ModbusServerSim:
         if not self.port:
             self.port = free_port(self.host)
         framer = FramerType.RTU if self.transport == "rtuovertcp" else FramerType.SOCKET
-        tcp = ModbusTcpServer(self._context(), framer=framer, address=(self.host, self.port),
+        tcp = _TcpServer(self._context(), framer=framer, address=(self.host, self.port),
                               trace_packet=self._trace_packet, trace_pdu=self._trace_pdu)
         await tcp.serve_forever(background=True)
         self._server = tcp

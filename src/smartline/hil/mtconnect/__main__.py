@@ -14,6 +14,8 @@ import json
 import signal
 import sys
 
+from smartline.core import MonotonicClock
+
 from ._agent import MtConnectAgentSim
 from ._model import CncMachineModel
 
@@ -24,7 +26,7 @@ async def _serve(args: argparse.Namespace) -> None:
                                 cycle_s=args.cycle_s)
                 for i in range(args.machines)]
     sim = MtConnectAgentSim(machines, buffer_size=args.buffer_size, port=args.port,
-                            tick_s=args.tick_ms / 1000)
+                            clock=MonotonicClock(), tick_s=args.tick_ms / 1000)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -15,13 +15,23 @@ Faults (:class:`MtConnectFaults`): latency, garbage, a truncated document, an en
 an external entity, an oversized document; :meth:`MtConnectAgentSim.restart` (a new
 ``instanceId``, sequences from 1), :meth:`~MtConnectAgentSim.disconnect_adapter`
 (everything UNAVAILABLE), :meth:`~MtConnectAgentSim.kick` (drop every connection),
-:meth:`~MtConnectAgentSim.touch_model` (a new ``deviceModelChangeTime``).
+:meth:`~MtConnectAgentSim.touch_model` (a new ``deviceModelChangeTime``),
+:meth:`~MtConnectAgentSim.pause` and :meth:`~MtConnectAgentSim.resume` (the listener goes
+away and comes back on the same port, at once).
+
+Time: everything a document says about time — observation timestamps, ``creationTime``,
+``deviceModelChangeTime``, the ``instanceId`` (cppagent's start time) — and the machines'
+progress come from the injected clock; under a :class:`~smartline.core.VirtualClock` and with
+``seed`` given, the same requests at the same virtual times get the same bytes. The pacing of
+the wire (latency, a stream's ``interval`` and ``heartbeat``) stays real time, as a real
+agent's sockets do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import time
 import uuid
@@ -84,13 +94,17 @@ class MtConnectAgentSim:
     ``buffer_size`` is the number of observations the ring keeps. ``clock`` drives both the
     machine models and the timestamps (real time by default; a test passes a
     :class:`~smartline.core.VirtualClock` and calls :meth:`tick` after advancing it).
-    With ``tick_s`` > 0 a background task calls :meth:`tick` that often.
+    With ``tick_s`` > 0 a background task calls :meth:`tick` that often (real time);
+    ``tick_on_request`` ticks before answering each request instead, which is what a
+    virtual clock wants (the machines move to the request's time, whatever the wall time).
+    ``seed`` makes the multipart boundary reproducible (random otherwise, as cppagent's).
     """
 
     def __init__(self, machines: Sequence[CncMachineModel] | None = None, *,
                  buffer_size: int = 4096, clock: Clock | None = None, port: int = 0,
                  tick_s: float = 0.05, version: str = "2.3", sender: str = "smartline-sim",
-                 boundary: str | None = None) -> None:
+                 boundary: str | None = None, seed: int | None = None,
+                 tick_on_request: bool = False) -> None:
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
         self.machines: tuple[CncMachineModel, ...] = tuple(machines or (CncMachineModel(),))
@@ -103,11 +117,16 @@ class MtConnectAgentSim:
         self.sender = sender
         self.faults = MtConnectFaults()
         self.tick_s = tick_s
+        self.tick_on_request = tick_on_request
         self.requests = 0
         self.streams: list[_Stream] = []
-        self.boundary = boundary or uuid.uuid4().hex
+        self.boundary = boundary or (uuid.uuid4().hex if seed is None else uuid.UUID(
+            int=random.Random(seed).getrandbits(128), version=4).hex)
         self._port = port
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._listening: socket.socket | None = None
+        self._attaching: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._transports: set[asyncio.BaseTransport] = set()
         self._waiters: set[asyncio.Future[None]] = set()
@@ -121,17 +140,15 @@ class MtConnectAgentSim:
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
         """Listen on 127.0.0.1 and start ticking the machines."""
-        app = web.Application(middlewares=[self._track])
-        app.router.add_get("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=0.1)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self._port))
-        self._port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-        if self.tick_s > 0:
+        if self._runner is None:
+            app = web.Application(middlewares=[self._track])
+            app.router.add_get("/{tail:.*}", self._handle)
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                         shutdown_timeout=0.1)
+            await self._runner.setup()
+        self.resume()
+        await self.settle()
+        if self.tick_s > 0 and self._ticker is None:
             self._ticker = asyncio.ensure_future(self._tick_forever())
 
     async def stop(self) -> None:
@@ -141,10 +158,60 @@ class MtConnectAgentSim:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
-        self.kick()
+        self.pause()
+        await self.settle()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def pause(self) -> None:
+        """Stop listening now — a new connection is refused from this call on — and drop
+        every connection; the ring, the machines and the ticker go on (a crashed agent's
+        port, as a scenario's ``down`` wants it within one synchronous step)."""
+        sock, self._listening = self._listening, None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()  # closes the listening socket
+        elif sock is not None:
+            sock.close()  # its server is still being attached: that fails and stops there
+        self.kick()
+
+    def resume(self) -> None:
+        """Listen again on the same port now (connections wait in the kernel's backlog);
+        the HTTP server takes them once attached (:meth:`settle` waits for that). Needs a
+        running event loop and a :meth:`start` done once."""
+        if self._listening is not None or self._runner is None:
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", self._port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+        self._port = sock.getsockname()[1]
+        self._listening = sock
+        self._attaching = asyncio.ensure_future(self._attach(sock))
+
+    async def settle(self) -> None:
+        """Wait until the listener of the last :meth:`resume` serves (or failed to)."""
+        task = self._attaching
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+
+    async def _attach(self, sock: socket.socket) -> None:
+        runner = self._runner
+        assert runner is not None and runner.server is not None
+        try:
+            server = await asyncio.get_running_loop().create_server(runner.server, sock=sock)
+        except OSError:  # paused before it was attached: the socket is closed already
+            return
+        if self._listening is sock:
+            self._server = server
+        else:
+            server.close()
 
     async def __aenter__(self) -> MtConnectAgentSim:
         await self.start()
@@ -211,11 +278,7 @@ class MtConnectAgentSim:
         text = str(value)
         if d.category == "CONDITION":
             raise ValueError(f"{item} is a condition: use raise_alarm/clear_alarm")
-        if d.key == "program":
-            m.program = text
-        elif d.key == "part_count":
-            m.part_count = int(text)
-        m._values[d.key] = text  # the model's last value, so tick does not repeat it
+        m.put(d.key, text)  # the model's last value, so tick does not repeat it
         self._record(m, d, text)
         self._notify()
 
@@ -288,7 +351,7 @@ class MtConnectAgentSim:
     def _reset_sequences(self) -> None:
         # cppagent uses the start time in seconds; the restart count keeps restarts apart
         self._restarts += 1
-        self._instance = int(time.time()) * 1000 + self._restarts % 1000
+        self._instance = self.clock.wall_ns() // 1_000_000_000 * 1000 + self._restarts % 1000
         self._origin = 1
         self._next = 1
         self._ring = [None] * self.buffer_size
@@ -388,6 +451,8 @@ class MtConnectAgentSim:
         if request.transport is not None:
             self._transports.add(request.transport)
         self.requests += 1
+        if self.tick_on_request:
+            self.tick()
         return await handler(request)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:

@@ -93,7 +93,8 @@ class CncMachineModel:
     ``completed_s`` (part count + 1 when it enters) → READY … A FAULT on the ``system``
     condition (:meth:`raise_alarm`) stops the program (execution STOPPED, spindle still);
     clearing it resumes where it stopped. ``id_prefix`` makes the ids unique when an agent
-    serves several machines.
+    serves several machines. ``external``: the values come from outside (a plant model or a
+    test feeding the agent, :meth:`put`), so :meth:`step` runs no program and reports nothing.
     """
 
     name: str = "VMC-3Axis"
@@ -108,6 +109,7 @@ class CncMachineModel:
     feed_mm_s: float = 80.0
     part_count: int = 0
     available: bool = True
+    external: bool = False
     #: active conditions by data item key (``system``, ``stemp``), by native code
     conditions: dict[str, dict[str, Condition]] = field(default_factory=dict)
     _started_s: float | None = None
@@ -157,6 +159,8 @@ class CncMachineModel:
             self._last_s = now_s
         dt = max(0.0, now_s - self._last_s)
         self._last_s = now_s
+        if self.external:
+            return {}
         if not self._faulted():
             self._advance(dt)
         values = self._snapshot()
@@ -167,6 +171,17 @@ class CncMachineModel:
     def values(self) -> dict[str, str]:
         """The last values of every event and sample (by key)."""
         return dict(self._values)
+
+    def put(self, key: str, text: str) -> None:
+        """Make ``text`` the last value of item ``key`` without publishing it (the agent
+        publishes; while its adapter is away the value waits here for the reconnect)."""
+        if key not in self.by_key:
+            raise KeyError(f"{self.name} has no data item {key!r}")
+        if key == "program":
+            self.program = text
+        elif key == "part_count":
+            self.part_count = int(text)
+        self._values[key] = text
 
     # -- helpers ---------------------------------------------------------------------
     def _faulted(self) -> bool:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from ...core import DriverNotAvailableError
+from ...core import Clock, DriverNotAvailableError, MonotonicClock, VirtualClock
 from ..blocks.cnc import CncAlarm, CncExecution
 from ._files import DeviceSpec
 
@@ -412,26 +413,6 @@ _EXECUTION = {int(e): ("PROGRAM_COMPLETED" if e is CncExecution.COMPLETED else e
               for e in CncExecution}
 
 
-def _plant_machine() -> Any:
-    """A machine model that runs its own program until the plant drives it (the first
-    :meth:`MtConnectEndpoint.set` of an event or sample); then it only reports. Made
-    here, on first use, so that scenarios without MTConnect need no aiohttp."""
-
-    class PlantMachine(_mtc.CncMachineModel):
-        driven: bool = False
-
-        def step(self, now_s: float) -> dict[str, str]:
-            if not self.driven:
-                return super().step(now_s)
-            return {}
-
-        def hold(self, key: str, text: str) -> None:
-            """Keep ``text`` as the item's value without publishing it (adapter away)."""
-            self._values[key] = text
-
-    return PlantMachine()
-
-
 class MtConnectEndpoint(Endpoint):
     """An MTConnect agent serving one machine (:class:`~smartline.hil.mtconnect.CncMachineModel`,
     named ``VMC-3Axis``) for a ``cnc`` profile whose points are its data item names or ids.
@@ -440,12 +421,23 @@ class MtConnectEndpoint(Endpoint):
     text), a CONDITION (``system``) a CncAlarm code or bool (non-zero: a Fault), numbers
     are published as the agent's samples and counts. With nothing wired the model runs its
     own program. ``restart``: a new instanceId and sequences from 1; ``unavailable``: the
-    adapter is gone, every item UNAVAILABLE until the fault ends."""
+    adapter is gone, every item UNAVAILABLE until the fault ends; ``down``: the port
+    refuses connections from that step on and listens again when it ends.
 
-    def __init__(self, spec: DeviceSpec) -> None:
+    ``clock``: the scenario's. Under a :class:`~smartline.core.VirtualClock` the agent does
+    not tick in the background: it moves the machine to the clock's time when a request
+    comes, so timestamps, ``creationTime`` and ``instanceId`` are virtual time and the line
+    reads the same documents on every run; ``seed`` fixes the stream boundary."""
+
+    def __init__(self, spec: DeviceSpec, *, clock: Clock | None = None,
+                 seed: int = 0) -> None:
         super().__init__(spec)
-        self.machine: Any = _plant_machine()  # a CncMachineModel that can be driven
-        self.agent = _mtc.MtConnectAgentSim([self.machine], port=spec.port)
+        virtual = isinstance(clock, VirtualClock)
+        self.machine = _mtc.CncMachineModel()
+        self.agent = _mtc.MtConnectAgentSim(
+            [self.machine], port=spec.port, clock=clock if clock is not None else
+            MonotonicClock(), tick_s=0.0 if virtual else 0.05, tick_on_request=virtual,
+            seed=zlib.crc32(f"{seed}/{spec.name}".encode()))
         self.adapter = True
         self._items: dict[str, _mtc.DataItemDef] = {
             k: d for d in self.machine.items for k in (d.key, d.id, d.name)}
@@ -494,11 +486,11 @@ class MtConnectEndpoint(Endpoint):
             text = str(value)
         else:
             text = f"{value:.3f}"
-        self.machine.driven = True
+        self.machine.external = True  # the plant drives it now: its own program stops
         if self.adapter:
             self.agent.set(d.id, text)
         else:
-            self.machine.hold(d.key, text)
+            self.machine.put(d.key, text)  # published when the adapter is back
 
     def _condition(self, key: str, value: Any) -> None:
         code = 0 if isinstance(value, str) else round(value) if not isinstance(
@@ -529,19 +521,30 @@ class MtConnectEndpoint(Endpoint):
                 self.agent.reconnect_adapter()
 
     def _mute(self, on: bool) -> None:
+        # the listener itself, at once: a line that connects in the same step is refused
+        # (or served) on every run, whatever the event loop did in between
         if on:
-            self.agent.kick()
+            self.agent.pause()
+            return
+        try:
+            self.agent.resume()
+        except OSError:  # the port was taken meanwhile: the scenario goes on without it
+            log.exception("device %s: cannot listen again on 127.0.0.1:%d", self.name,
+                          self.agent.port)
 
     async def _close_listener(self) -> None:
-        await self.agent.stop()
+        return None
 
     async def _open_listener(self) -> None:
-        await self.agent.start()
+        await self.agent.settle()
 
 
 class GrblEndpoint(Endpoint):
     """A GRBL 1.1 controller (:class:`~smartline.hil.grbl.GrblSim`) on a pty
-    (``transport: pty``) or ``socket://``, moving in real time (its motion is its own).
+    (``transport: pty``) or ``socket://``, moving on the scenario's ``clock`` (its motion is
+    its own). Under a :class:`~smartline.core.VirtualClock` it runs in lock-step
+    (``GrblSim(lockstep=True)``): it speaks only when the line sends bytes, so an alarm
+    or the banner after ``down`` reaches the line with its next request, on every run.
 
     The plant reads its state (``state``, ``alarm``, ``mpos.*`` and ``wpos.*`` — where the
     last finished move ended —, the programmed ``feed`` and ``spindle``); it has no points
@@ -549,10 +552,12 @@ class GrblEndpoint(Endpoint):
     powered up again (the banner, as after a reset); ``alarm``: ``ALARM:code`` now — it
     stays until the line unlocks (``$X``) or resets it, as on the machine."""
 
-    def __init__(self, spec: DeviceSpec) -> None:
+    def __init__(self, spec: DeviceSpec, *, clock: Clock | None = None) -> None:
         super().__init__(spec)
         self.sim = _grbl.GrblSim(transport="pty" if spec.transport == "pty" else "tcp",
-                                 port=spec.port)
+                                 port=spec.port,
+                                 clock=clock if clock is not None else MonotonicClock(),
+                                 lockstep=isinstance(clock, VirtualClock))
 
     async def start(self) -> None:
         self.sim.start()
@@ -617,11 +622,13 @@ class GrblEndpoint(Endpoint):
 _EXTRAS = {"modbus": "modbus", "s7": "s7", "opcua": "opcua", "cnc": "cnc", "serial": "serial"}
 
 
-def make_endpoint(spec: DeviceSpec) -> Endpoint:
+def make_endpoint(spec: DeviceSpec, *, clock: Clock | None = None,
+                  seed: int = 0) -> Endpoint:
     """The adapter for ``spec``'s protocol; ``DriverNotAvailableError`` names the extra to
-    install when its simulator's protocol library is missing."""
+    install when its simulator's protocol library is missing. ``clock`` and ``seed`` are
+    the runner's: the CNC endpoints keep their time on it (byte-identical virtual runs)."""
     try:
-        return _make_endpoint(spec)
+        return _make_endpoint(spec, clock, seed)
     except ModuleNotFoundError as exc:
         extra = _EXTRAS.get(spec.family, spec.family)
         raise DriverNotAvailableError(
@@ -629,7 +636,7 @@ def make_endpoint(spec: DeviceSpec) -> Endpoint:
             f"not installed here: pip install 'smartline[{extra}]'") from exc
 
 
-def _make_endpoint(spec: DeviceSpec) -> Endpoint:
+def _make_endpoint(spec: DeviceSpec, clock: Clock | None, seed: int) -> Endpoint:
     family = spec.family
     if family == "modbus":
         return ModbusEndpoint(spec)
@@ -638,7 +645,7 @@ def _make_endpoint(spec: DeviceSpec) -> Endpoint:
     if family == "opcua":
         return OpcUaEndpoint(spec)
     if spec.protocol == "mtconnect+http":
-        return MtConnectEndpoint(spec)
+        return MtConnectEndpoint(spec, clock=clock, seed=seed)
     if spec.protocol == "grbl":
-        return GrblEndpoint(spec)
+        return GrblEndpoint(spec, clock=clock)
     return SerialEndpoint(spec)

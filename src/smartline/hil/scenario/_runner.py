@@ -15,6 +15,12 @@ per block), applies the initial state and then steps the plant in whole steps of
 In real time a task steps the plant against the monotonic clock; in virtual time the cycle
 engine calls :meth:`ScenarioRunner.advance_to` from its ``on_advance`` hook, so the plant runs
 in lock-step with the line. The same scenario and seed give the same trace byte for byte.
+
+In lock-step the points the controller writes change only between two :meth:`advance_to`
+calls (the line writes while the plant waits) or when the runner itself changes a device
+(a timeline entry, a power loss, an output published to a point that is also wired as an
+input): step 2 reads them from the devices only then and feeds the cached values otherwise
+(real time reads them every step, as the line writes at any moment).
 """
 
 from __future__ import annotations
@@ -157,13 +163,20 @@ class ExpectTracker:
         self.items = list(items)
         self._first: dict[int, tuple[int, Any]] = {}  # reached / violated: (t_ns, value)
         self._last_ns = 0
+        self._idle_until_ns = -1  # before this time no expectation is open: update skips
 
     def update(self, t_ns: int, read: Callable[[Expectation], Any]) -> None:
+        """Check every expectation open at ``t_ns`` (a window that contains it, not decided
+        yet) against ``read``; while none is open this costs one comparison."""
         self._last_ns = t_ns
+        if t_ns < self._idle_until_ns:
+            return
+        opened = False
         for x in self.items:
             if x.index in self._first or t_ns < x.start_ns or (
                     x.end_ns is not None and t_ns > x.end_ns):
                 continue
+            opened = True
             value = read(x)
             if x.check == "goes":
                 good = bool(value[1]) if isinstance(value, tuple) else value is not None
@@ -177,6 +190,10 @@ class ExpectTracker:
             inside = v is not None and x.low <= v <= x.high
             if (x.check == "reaches") == inside:
                 self._first[x.index] = (t_ns, value)
+        if not opened:  # the next window to open (windows already past never reopen)
+            self._idle_until_ns = min((x.start_ns for x in self.items
+                                       if x.index not in self._first and x.start_ns > t_ns),
+                                      default=_NEVER_NS)
 
     def results(self, end_ns: int | None = None) -> list[ExpectResult]:
         end = self._last_ns if end_ns is None else end_ns
@@ -202,6 +219,9 @@ class ExpectTracker:
                     "never" if x.end_ns is None or end >= x.end_ns else
                     f"not yet when the run ended at {end / 1e9:g}s")))
         return out
+
+
+_NEVER_NS = 2**63 - 1
 
 
 def _num(value: Any) -> float | None:
@@ -243,8 +263,9 @@ class ScenarioRunner:
             if block is not None and b in block.type.params:
                 params[(a, b)] = float(value)
         self.plant = PlantModel(scenario.plant, seed=scenario.seed, params=params)
-        self.endpoints: dict[str, Endpoint] = {n: make_endpoint(d)
-                                               for n, d in scenario.devices.items()}
+        self.endpoints: dict[str, Endpoint] = {
+            n: make_endpoint(d, clock=self.clock, seed=scenario.seed)
+            for n, d in scenario.devices.items()}
         self.steps = 0
         self._origin_ns: int | None = None
         self._pending = list(scenario.timeline)  # sorted by (at_ns, index)
@@ -258,6 +279,25 @@ class ScenarioRunner:
         self._inputs = [w for w in scenario.plant.wiring if not w.to_device]
         self._outputs = [w for w in scenario.plant.wiring if w.to_device]
         self._published: list[Any] = [None] * len(self._outputs)
+        # each wired signal: its block's array and index (views live as long as the bank)
+        where = self.plant.where
+        self._output_views = [(where[w.block][0].output(w.signal), where[w.block][1])
+                              for w in self._outputs]
+        self._input_views = [(where[w.block][0].input(w.signal), where[w.block][1])
+                             for w in self._inputs]
+        wired_in = {(w.device, w.point) for w in self._inputs}
+        #: outputs published to a point that is wired as an input too: re-read the inputs
+        self._feeds_back = [(w.device, w.point) in wired_in for w in self._outputs]
+        self._trace_names = [(f"{w.device}.{w.point}", w.device, w.point)
+                             for w in scenario.plant.wiring]
+        # the inputs as last read from the devices: raw point values, and what each step
+        # writes into the blocks, checked and converted once (None: the point has no
+        # value, the input is left alone)
+        self._input_raw: dict[tuple[str, str], Any] = {}
+        self._input_values: list[Any] = [None] * len(self._inputs)
+        self._inputs_stale = True
+        #: read the inputs from the devices every step (real time; tests compare both ways)
+        self._refresh_every_step = not self.virtual
         self._task: asyncio.Task[None] | None = None
         self._started = False
 
@@ -324,15 +364,17 @@ class ScenarioRunner:
         plant time 0). For the cycle engine's ``on_advance``."""
         if self._origin_ns is None:
             self._origin_ns = now_ns
+        self._inputs_stale = True  # the line may have written since the last call
         target = now_ns - self._origin_ns
         while (self.steps + 1) * self.step_ns <= target:
-            self.step()
+            self._step()
 
     def run_for(self, duration_ns: int) -> None:
         """Step the plant alone (no line) for ``duration_ns`` of plant time."""
         end = self.time_ns + duration_ns
+        self._inputs_stale = True
         while self.time_ns + self.step_ns <= end:
-            self.step()
+            self._step()
 
     async def settle(self) -> None:
         """Wait until devices going down or up have done so."""
@@ -357,22 +399,20 @@ class ScenarioRunner:
 
     # -- one step ----------------------------------------------------------------------------
     def step(self) -> None:
-        """One plant step at the current plant time (see the module docstring)."""
+        """One plant step at the current plant time (see the module docstring); the inputs
+        are read from the devices first."""
+        self._inputs_stale = True
+        self._step()
+
+    def _step(self) -> None:
         t = self.time_ns
         self._apply_due(t)
         plant = self.plant
-        for w in self._inputs:
-            if self._power_lost:
-                value: Any = 0.0
-            else:
-                value = self.endpoints[w.device].get(w.point)
-                if value is None:
-                    continue
-                if isinstance(value, list | tuple):
-                    value = value[0]
-                if not isinstance(value, bool) and isinstance(value, int | float):
-                    value = value * w.gain + w.offset
-            plant.set_input(w.block, w.signal, value)
+        if self._inputs_stale or self._refresh_every_step:
+            self._read_inputs()
+        for (view, i), value in zip(self._input_views, self._input_values, strict=True):
+            if value is not None:
+                view[i] = value
         plant.step(self.step_ns / 1e9)
         self.steps += 1
         self._publish()
@@ -380,15 +420,42 @@ class ScenarioRunner:
         self.tracker.update(now, self._read)
         self._record(now)
 
+    def _read_inputs(self) -> None:
+        """Read the points the controller writes from the devices, as block input values."""
+        self._inputs_stale = False
+        raw_of = self._input_raw
+        raw_of.clear()
+        values = self._input_values
+        plant = self.plant
+        for k, w in enumerate(self._inputs):
+            if self._power_lost:
+                value: Any = 0.0
+            else:
+                value = self.endpoints[w.device].get(w.point)
+                raw_of[(w.device, w.point)] = value
+                if value is None:
+                    values[k] = None
+                    continue
+                if isinstance(value, list | tuple):
+                    value = value[0]
+                if not isinstance(value, bool) and isinstance(value, int | float):
+                    value = value * w.gain + w.offset
+            plant.set_input(w.block, w.signal, value)  # checks and converts it
+            view, i = self._input_views[k]
+            values[k] = view[i]  # the converted value (a copy), written every step
+
     def _publish(self) -> None:
         published = self._published
         for k, w in enumerate(self._outputs):
-            value = self.plant.output(w.block, w.signal)
+            view, i = self._output_views[k]
+            value = view[i].item()
             if not isinstance(value, bool):
                 value = value * w.gain + w.offset
             if published[k] == value and type(published[k]) is type(value):
                 continue  # unchanged: the device holds it already
             published[k] = value
+            if self._feeds_back[k]:
+                self._inputs_stale = True
             ep = self.endpoints[w.device]
             try:
                 ep.set(w.point, value)
@@ -418,6 +485,7 @@ class ScenarioRunner:
                 heapq.heappush(self._ends, (ev.at_ns + ev.for_ns, self._seq, ev))
 
     def _apply(self, ev: TimelineEvent) -> None:
+        self._inputs_stale = True  # a set, a fault or a power loss may change what is read
         self._note(f"start {ev.describe()}")
         self._trace_line(self.time_ns, "timeline", f"start {ev.describe()}")
         if ev.kind == "device":
@@ -440,6 +508,7 @@ class ScenarioRunner:
             self._power(lost=True)
 
     def _undo(self, ev: TimelineEvent) -> None:
+        self._inputs_stale = True
         self._note(f"end {ev.describe()}")
         self._trace_line(self.time_ns, "timeline", f"end {ev.describe()}")
         if ev.kind == "device":
@@ -451,6 +520,7 @@ class ScenarioRunner:
             self._power(lost=False)
 
     def _power(self, *, lost: bool) -> None:
+        self._inputs_stale = True
         self._power_lost += 1 if lost else -1
         if (lost and self._power_lost > 1) or (not lost and self._power_lost > 0):
             return
@@ -468,10 +538,10 @@ class ScenarioRunner:
     def _record(self, t: int) -> None:
         if self._trace is None:
             return
-        names = [f"{w.device}.{w.point}" for w in self.scenario.plant.wiring]
-        for name in names:
-            a, _, b = name.partition(".")
-            text = _fmt(self.endpoints[a].get(b))
+        cached = {} if self._inputs_stale or self._power_lost else self._input_raw
+        for name, a, b in self._trace_names:
+            key = (a, b)
+            text = _fmt(cached[key] if key in cached else self.endpoints[a].get(b))
             if self._last.get(name) != text:
                 self._last[name] = text
                 self._trace_line(t, name, text)
