@@ -22,8 +22,8 @@ from .run import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
     EXIT_OK,
-    UNITS_PERIOD_NS,
     Attach,
+    LineServices,
     line_units,
     run_line,
     run_line_sim,
@@ -32,6 +32,7 @@ from .run import (
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from .config import LineConfig
     from .cycle import AuditSink, Engine
     from .line import Line
     from .recipes._executor import RecipeExecutor
@@ -110,8 +111,8 @@ def run_recipes(line_path: Path, recipe_paths: Sequence[Path], *,
     holder: list[RecipeExecutor] = []
     outcome: list[int] = [EXIT_OK]
 
-    def make_attach(u: Units | None) -> Attach:
-        return _attach(u, checked, path, holder, outcome)
+    def make_attach(cfg: LineConfig, u: Units | None) -> Attach:
+        return _attach(LineServices(cfg, u), checked, path, holder, outcome)
 
     def extra() -> RenderableType:
         return _progress(holder[0] if holder else None)
@@ -126,7 +127,7 @@ def run_recipes(line_path: Path, recipe_paths: Sequence[Path], *,
     return code if code != EXIT_OK else outcome[0]
 
 
-def _attach(units: Units | None, checked: Sequence[tuple[Recipe, dict[str, object]]],
+def _attach(services: LineServices, checked: Sequence[tuple[Recipe, dict[str, object]]],
             journal_path: Path, holder: list[RecipeExecutor], outcome: list[int]) -> Attach:
     """The services of a recipe run: the units' state machines, the executor, and a watch
     that stops the line once the last batch has ended, or when a batch is held (nobody
@@ -135,16 +136,13 @@ def _attach(units: Units | None, checked: Sequence[tuple[Recipe, dict[str, objec
     def attach(line: Line, engine: Engine) -> Callable[[], Awaitable[None]]:
         from .recipes._executor import RecipeExecutor
         from .recipes._journal import BatchJournal
-        from .recipes._units import UnitRuntime
         from .recipes.procedural import PROC_FINAL_STATES, ProcCommand, ProcState
 
         if line.io.audit is None:
             line.io.audit = _audit_sink()
         journal = BatchJournal(journal_path, clock=line.clock)
-        runtime = None
-        if units is not None:
-            runtime = UnitRuntime(units, line, clock=line.clock)
-            engine.add_service("units", UNITS_PERIOD_NS, runtime.step)
+        close_services = services.attach(line, engine)
+        runtime = services.unit_runtime
         executor = RecipeExecutor(line, units=runtime, journal=journal, clock=line.clock,
                                   alarms=engine.alarms)
         holder.append(executor)
@@ -171,8 +169,7 @@ def _attach(units: Units | None, checked: Sequence[tuple[Recipe, dict[str, objec
                 executor.command(ProcCommand.RESET, source="smartline recipe run")
             p = executor.progress()
             await executor.aclose()
-            if runtime is not None:
-                await runtime.aclose()
+            await close_services()
             finished = executor.finished()
             for summary in finished:
                 _error(f"smartline: batch {summary.id} ({summary.recipe} version "

@@ -31,7 +31,7 @@ from .core import (
     SmartlineError,
     parse_url,
 )
-from .cycle import ProgramError
+from .cycle import Alarm, ProgramError
 from .tags import default_registry
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .cycle import Engine, EngineStats
     from .hil.scenario import Expectation, ExpectResult, ExpectTracker, Scenario
     from .line import Line
-    from .recipes._units import Units
+    from .recipes._units import UnitRuntime, Units
 
 __all__ = ["Attach", "build_engine", "line_units", "run_demo", "run_engine", "run_line",
            "run_line_sim", "sim_device_urls", "with_device_urls"]
@@ -52,6 +52,8 @@ EXIT_ABORTED = 130  # a second signal: stopped without waiting (as a shell repor
 _REFRESH_S = 0.25
 _SIM_START_S = 60.0  # a cold start compiles the plant model
 UNITS_PERIOD_NS = 100_000_000  # PackML units: states derived and commands taken every 100 ms
+NORTHBOUND_PERIOD_NS = 100_000_000  # the OPC UA server's look at the image
+HISTORY_PERIOD_NS = 1_000_000_000  # the history recorder (KPIs, the report)
 
 Attach = Callable[["Line", "Engine"], "Callable[[], Awaitable[None]] | None"]
 """Adds services to a built engine before it runs (PackML units, the recipe executor);
@@ -64,13 +66,7 @@ def line_units(config: LineConfig) -> tuple[LineConfig, Units | None]:
     """The line with the PackTags tags of its PackML units (its ``units:`` section), and
     the units; the line unchanged and None when it has no units. ``ConfigError`` for a bad
     section."""
-    import re
-
-    try:  # most lines have no units: do not load the recipe engine for them
-        text = config.source.read_text(encoding="utf-8")
-    except OSError:
-        text = ""
-    if not re.search(r"^units\s*:", text, re.MULTILINE):
+    if not _has_section(config, "units"):  # most lines have none: no recipe engine then
         return config, None
     from .recipes._units import load_units, with_units
 
@@ -80,24 +76,123 @@ def line_units(config: LineConfig) -> tuple[LineConfig, Units | None]:
     return with_units(config, units), units
 
 
-def attach_units(units: Units) -> Attach:
-    """An :data:`Attach` that runs the units' PackML state machines as a service."""
-    def attach(line: Line, engine: Engine) -> Callable[[], Awaitable[None]]:
-        from .recipes._units import UnitRuntime
+def _has_section(config: LineConfig, key: str) -> bool:
+    """Whether the line file has a top-level ``key:`` (cheap: most lines have none, and
+    then the layers that read the section are not even imported)."""
+    import re
 
-        rt = UnitRuntime(units, line, clock=line.clock)
-        engine.add_service("units", UNITS_PERIOD_NS, rt.step)
-        return rt.aclose
-    return attach
-
-
-MakeAttach = Callable[["Units | None"], "Attach | None"]
-"""Given the line's units (or None), the :data:`Attach` for its run (or None)."""
+    try:
+        text = config.source.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return re.search(rf"^{key}\s*:", text, re.MULTILINE) is not None
 
 
-def default_attach(units: Units | None) -> Attach | None:
-    """Plain ``smartline run``: the units' state machines, if the line has units."""
-    return attach_units(units) if units is not None else None
+class LineServices:
+    """What runs beside a line's tasks, as services of its engine: the PackML units'
+    state machines, the north-bound publishers (Sparkplug B edge node, OPC UA server)
+    and the history recorder of ``smartline report``.
+
+    :meth:`attach` is an :data:`Attach`. A north-bound part that fails to start (a broker
+    down is not a failure: it buffers) is logged and raised as an engine alarm, and the
+    line keeps its cycle without it.
+    """
+
+    def __init__(self, config: LineConfig, units: Units | None, *,
+                 history_path: Path | None = None) -> None:
+        self.config = config
+        self.units = units
+        self.history_path = history_path
+        self.northbound = None
+        if _has_section(config, "northbound"):
+            from .northbound._config import load_northbound
+
+            nb = load_northbound(config)  # ConfigError: the caller reports it
+            self.northbound = None if nb.empty else nb
+        self.unit_runtime: UnitRuntime | None = None
+        self.parts: list[object] = []
+
+    def attach(self, line: Line, engine: Engine) -> Callable[[], Awaitable[None]]:
+        closers: list[Callable[[], Awaitable[None]]] = []
+        if self.units is not None:
+            from .recipes._units import UnitRuntime
+
+            rt = UnitRuntime(self.units, line, clock=line.clock)
+            self.unit_runtime = rt
+            engine.add_service("units", UNITS_PERIOD_NS, rt.step)
+            closers.append(rt.aclose)
+        nb = self.northbound
+        if nb is not None and nb.sparkplug is not None:
+            from .northbound.sparkplug import EdgeNode
+
+            node = EdgeNode(nb.sparkplug, line, clock=line.clock)
+            self.parts.append(node)
+            engine.add_service("sparkplug", round(nb.sparkplug.period_ms * 1e6),
+                               _started(node, engine, "sparkplug"))
+            closers.append(node.aclose)
+        if nb is not None and nb.opcua is not None:
+            from .northbound.opcua import LineServer
+
+            server = LineServer(nb.opcua, line, units=self.unit_runtime, clock=line.clock)
+            self.parts.append(server)
+            engine.add_service("opcua-server", NORTHBOUND_PERIOD_NS,
+                               _started(server, engine, "opcua-server"))
+            closers.append(server.aclose)
+        if self.history_path is not None:
+            from .northbound.report import HistoryRecorder, LineHistory
+
+            history = LineHistory(self.history_path)
+            recorder = HistoryRecorder(history, line, engine,
+                                       tuple(self.units.names) if self.units else ())
+            engine.add_service("history", HISTORY_PERIOD_NS, recorder.step)
+
+            async def close_history() -> None:
+                recorder.close()
+            closers.append(close_history)
+
+        async def close() -> None:
+            for fn in reversed(closers):
+                try:
+                    await fn()
+                except Exception:  # one failing close must not keep the others open
+                    log.exception("closing a service of the line failed")
+        return close
+
+
+def _started(part: object, engine: Engine, name: str) -> Callable[[int], Awaitable[None]]:
+    """``part.step`` as a service, ``part.start()`` awaited at its first step; a part that
+    cannot start is said once (log and engine alarm) and left out."""
+    state = {"started": False, "failed": False}
+
+    async def step(now_ns: int) -> None:
+        if state["failed"]:
+            return
+        if not state["started"]:
+            state["started"] = True
+            try:
+                await part.start()  # type: ignore[attr-defined]
+            except Exception as exc:
+                state["failed"] = True
+                log.error("%s did not start: %s; the line runs without it", name, exc)
+                engine.alarms.append(Alarm(line_clock_wall(engine), "", "service",
+                                           f"{name} did not start: {exc}"))
+                return
+        await part.step(now_ns)  # type: ignore[attr-defined]
+    return step
+
+
+def line_clock_wall(engine: Engine) -> int:
+    return engine.clock.wall_ns()
+
+
+MakeAttach = Callable[["LineConfig", "Units | None"], "Attach | None"]
+"""Given the line (with its PackTags tags) and its units (or None), the :data:`Attach`
+for its run (or None)."""
+
+
+def default_attach(config: LineConfig, units: Units | None) -> Attach | None:
+    """Plain ``smartline run``: the line's services (:class:`LineServices`)."""
+    return LineServices(config, units).attach
 
 
 def _attached(attach: Attach | None, line: Line,
@@ -219,7 +314,7 @@ def run_line(path: str | os.PathLike[str], *, cycles: int | None = None,
     try:
         config, units = line_units(load_line(path, profile_paths=profile_paths))
         line, engine = build_engine(config, clock=clock)
-        cleanup = _attached(make_attach(units), line, engine)
+        cleanup = _attached(make_attach(config, units), line, engine)
         _prepare_saying_so(engine)
     except (ConfigError, DriverNotAvailableError) as exc:
         _error(str(exc))
@@ -270,6 +365,7 @@ def run_line_sim(path: str | os.PathLike[str], scenario_path: str | os.PathLike[
     try:
         config, units = line_units(load_line(path, profile_paths=profile_paths))
         scenario = Scenario.load(scenario_path)
+        attach = make_attach(config, units)
     except ConfigError as exc:
         _error(str(exc))
         return EXIT_BAD_INPUT
@@ -283,13 +379,13 @@ def run_line_sim(path: str | os.PathLike[str], scenario_path: str | os.PathLike[
             return _aborted_is_130(lambda: asyncio.run(_sim_virtual(
                 path, config, scenario, cycles=cycles, duration_s=duration_s,
                 stats_path=stats_path, live=live, record_path=record_path,
-                attach=make_attach(units), extra=extra, judge=judge)))
+                attach=attach, extra=extra, judge=judge)))
         except OSError as exc:  # a port in use
             _error(f"{os.fspath(scenario_path)}: cannot start the simulated devices: {exc}")
             return EXIT_FAILURE
     return _aborted_is_130(lambda: asyncio.run(_sim_real_time(
         path, config, scenario, scenario_path, cycles=cycles, duration_s=duration_s,
-        stats_path=stats_path, live=live, attach=make_attach(units), extra=extra,
+        stats_path=stats_path, live=live, attach=attach, extra=extra,
         judge=judge)))
 
 

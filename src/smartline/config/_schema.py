@@ -147,6 +147,9 @@ class LineFileModel(_Model):
     units: dict[str, Any] = {}
     """PackML units mapped onto the line's machines: checked by ``smartline.recipes``
     (a layer above this one), which reads the section from the file itself."""
+    northbound: dict[str, Any] = {}
+    """Sparkplug B and the OPC UA server: checked by ``smartline.northbound`` (a layer above
+    this one), which reads the section from the file itself."""
 
 
 _RETRY = RetryPolicy()

@@ -319,6 +319,8 @@ class LineIO:
             "time_ns": self.clock.wall_ns(), "line": self.config.name, "user": self.user,
             "source": source, "tag": tag, "value": value, "outcome": outcome,
         }
+        if tag in self.image.tags:  # what the tag held when the write was decided on
+            entry["old"] = self.image.get(tag).value
         if raw is not None:
             entry["raw"] = raw
         if detail:

@@ -10,8 +10,21 @@ import pytest
 import serial
 from grbl_support import driver, points, program_text, until
 
-from smartline.core import ConfigError, MonotonicClock, VirtualClock
-from smartline.drivers.cnc.grbl import GcodeJob, GcodeProgram, JobProgress, clean_line
+from smartline.core import (
+    ConfigError,
+    DeviceSpec,
+    MonotonicClock,
+    RetryPolicy,
+    VirtualClock,
+    parse_url,
+)
+from smartline.drivers.cnc.grbl import (
+    GcodeJob,
+    GcodeProgram,
+    GrblDriver,
+    JobProgress,
+    clean_line,
+)
 from smartline.hil.grbl import RX_BUFFER_SIZE, GrblController, GrblSim
 
 
@@ -321,3 +334,24 @@ async def test_check_mode_refused_in_alarm_sends_nothing(sim: GrblSim) -> None:
         outcome = await GcodeJob(d, GcodeProgram.from_text(program_text(5)), check=True).run()
         assert outcome.state == "error" and "error:8" in outcome.message
         assert outcome.sent == 0 and sim.controller.resets == resets  # no needless reset
+
+
+async def test_a_controller_in_lock_step_is_not_stuck_while_virtual_time_runs_ahead() -> None:
+    # a simulator in lock-step with a virtual clock speaks only when asked; the job's
+    # heartbeat ('?' every 200 ms of the loop's time) may come after many virtual seconds.
+    # Silence nobody asked for is no stall: the 100 s dwell ends the job normally.
+    clock = VirtualClock()
+    with GrblSim(clock=clock, lockstep=True) as sim:
+        spec = DeviceSpec("mill", parse_url(sim.url), timeout_s=1.0,
+                          retry=RetryPolicy(backoff_initial_s=0.05, backoff_max_s=0.2))
+        async with GrblDriver(spec, clock=clock) as d:
+            job = GcodeJob(d, GcodeProgram.from_text("G4 P100\nG0 X1\nM2\n"),
+                           stall_timeout_s=5.0)
+            task = asyncio.ensure_future(job.run())
+            while not task.done() and clock.now_ns() < 1000e9:
+                clock.advance_ns(1_000_000_000)  # some 200 virtual seconds a wall second
+                await asyncio.sleep(0.005)
+            outcome = await asyncio.wait_for(task, 5.0)
+        assert outcome.ok, outcome.message
+        assert outcome.elapsed_s >= 100.0
+        assert sim.controller.lines_executed[-3:] == ["G4P100", "G0X1", "M2"]

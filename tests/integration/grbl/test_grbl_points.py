@@ -210,6 +210,38 @@ async def test_reads_during_a_limit_alarm_use_the_last_report(sim: GrblSim) -> N
         assert r.quality.tolist() == [Quality.GOOD] * 3
 
 
+async def test_a_hard_limit_during_a_status_request_ends_the_read_at_once() -> None:
+    # the '?' of a read is on its way (the USB adapter's latency) when a hard limit trips:
+    # ALARM:1 reaches the driver first, the '?' then finds a controller that sends no report
+    # until a reset. The read must not wait out its timeout (5 s here) for that report.
+    import asyncio
+    import time
+
+    from smartline.core import VirtualClock
+    from smartline.hil.grbl import GrblController
+
+    with GrblSim(GrblController(VirtualClock()), link_latency_s=0.2) as sim:
+        async with driver(sim, timeout_s=5.0, status_max_age_ms=0) as d:
+            pts = points("alarm", "state", "mpos.x")
+            await d.read(d.plan(pts))
+            r = await d.read(d.plan(pts))  # WCO and Ov known: the next read asks once
+            assert value(r, pts[1]) == "Idle" and d.grbl is not None
+            sent = sim.bytes_in
+            t0 = time.monotonic()
+            read = asyncio.ensure_future(d.read(d.plan(pts)))
+            await until(lambda: sim.bytes_in > sent, what="the read's '?'")
+            with sim.lock:
+                sim.controller.raise_alarm(1)
+            r = await asyncio.wait_for(read, 4.0)
+            assert time.monotonic() - t0 < 2.0
+            assert d.connected and d.grbl.critical
+            assert value(r, pts[0]) == 1.0  # the alarm line itself: GOOD
+            # the alarm says the state, the position is the last report's: both uncertain
+            assert value(r, pts[1]) == "Alarm" and r.quality[1] == Quality.UNCERTAIN
+            assert value(r, pts[2]) == 0.0 and r.quality[2] == Quality.UNCERTAIN
+            assert r.notes[pts[2].slot].startswith("last report before ALARM:1")
+
+
 async def test_over_a_tcp_serial_server() -> None:
     from smartline.core import VirtualClock
     from smartline.drivers.cnc.grbl import GcodeJob, GcodeProgram

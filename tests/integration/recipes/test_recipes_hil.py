@@ -289,3 +289,35 @@ async def test_a_job_alarm_fails_the_program_phase(tmp_path: Path) -> None:
         assert states(events) == ["RUNNING", "ABORTING", "ABORTED"]
     finally:
         run.journal.close()
+
+
+# --- the machining cell: a GRBL program in lock-step with virtual time ---------------------------
+
+CNC_PHASES = ["engrave/engrave/ready", "engrave/engrave/program", "engrave/engrave/done"]
+
+
+async def test_cnc_bracket_on_the_cnc_cell_completes_in_virtual_time(
+        journal_path: Path) -> None:
+    # the router's GRBL answers only when the line sends bytes (lock-step): the ok of M30,
+    # due when the last move ends, must still reach the job, and the program phase end
+    run = await run_recipes("cnc-cell.yaml", "cnc-cell.yaml", ["cnc-bracket.yaml"],
+                            journal_path, max_s=300)
+    try:
+        (summary,) = run.journal.batches()
+        assert (summary.recipe, summary.state) == ("cnc-bracket", "COMPLETE")
+        events = run.events(summary.id)
+        assert states(events) == ["RUNNING", "COMPLETE"]
+        done = phases(events)
+        for p in CNC_PHASES:
+            assert done.count((p, "start")) == 1 and done.count((p, "complete")) == 1, done
+        assert not [e for e in done if e[1] == "failed"]
+        at = {(e.subject, e.data["event"]): e.plant_ns / 1e9 for e in events
+              if e.kind == "phase"}
+        program_s = (at[("engrave/engrave/program", "complete")]
+                     - at[("engrave/engrave/program", "start")])
+        # bracket.nc takes about 26 s of motion at its feeds: it really ran, and in virtual
+        # time the phase ends with the first status request after the last move
+        assert 20.0 < program_s < 40.0
+        assert run.plant_s < 120.0
+    finally:
+        run.journal.close()

@@ -140,3 +140,21 @@ async def test_real_time_endpoint_keeps_speaking_unasked(tmp_path: Path) -> None
             await asyncio.to_thread(link.close)
     finally:
         await ep.stop()
+
+
+def test_a_virtual_runner_puts_its_grbl_on_its_own_clock(tmp_path: Path) -> None:
+    # issue #12: a GRBL endpoint left on the monotonic clock under a virtual scenario moves
+    # in real time while the line races through virtual time: a program never ends within
+    # its phase's timeout (cnc-bracket on cnc-cell held at 120 s, M30 unanswered)
+    from smartline.hil.scenario import ScenarioRunner
+
+    (tmp_path / "router.yaml").write_text(PLANT)
+    (tmp_path / "s.yaml").write_text(SCENARIO)
+    clock = VirtualClock()
+    runner = ScenarioRunner(Scenario.load(tmp_path / "s.yaml"), clock=clock, trace=False)
+    ep = runner.endpoints["router"]
+    assert isinstance(ep, GrblEndpoint)
+    assert ep.sim.clock is clock and ep.sim.lockstep and not ep.sim.fast_forward
+    real = ScenarioRunner(Scenario.load(tmp_path / "s.yaml"), trace=False)
+    sim = real.endpoints["router"].sim  # type: ignore[attr-defined]
+    assert isinstance(sim.clock, MonotonicClock) and not sim.lockstep

@@ -253,12 +253,21 @@ class GrblDriver(DriverBase[GrblPlan, CncOptions]):
                 and link.wco_known and link.overrides is not None:
             return link.status, 0, ""
         self._invalidated = False
-        status = await link.fresh_status()
-        requests = 1
-        # WCO and Ov come every few reports (GRBL's refresh counters): ask until both known
-        while (not link.wco_known or link.overrides is None) and requests < _REPORTS_TO_LEARN:
+        requests = 0
+        try:
             status = await link.fresh_status()
-            requests += 1
+            requests = 1
+            # WCO and Ov come every few reports (GRBL's refresh counters): ask until both known
+            while (not link.wco_known or link.overrides is None) \
+                    and requests < _REPORTS_TO_LEARN:
+                status = await link.fresh_status()
+                requests += 1
+        except DeviceError:
+            if not link.critical:
+                raise
+            # a critical ALARM came while we waited: no report follows until a reset
+            return link.status, requests + 1, f"last report before ALARM:{link.alarm}: " \
+                "GRBL sends no reports until a reset"
         return status, requests, ""
 
     async def _refresh_settings(self, link: GrblLink, status: GrblStatus | None) -> int:

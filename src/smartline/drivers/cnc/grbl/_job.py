@@ -407,11 +407,14 @@ class GcodeJob:
                 async with asyncio.timeout(0.25):
                     await self._event.wait()
             except TimeoutError:
-                silent_s = (link._now_ns() - link.last_rx_ns) / 1e9
+                # a stall is a request left unanswered, not a silence: a controller that
+                # was not asked (a simulator in lock-step with a virtual clock that ran on
+                # between two heartbeats) is not stuck
+                silent_s = link.unanswered_s()
                 if silent_s > self.stall_timeout_s and (link.fifo or self._s.sent == 0):
                     self._s.stop = "stall"
-                    log.warning("%s: no byte from the controller for %.1f s", link.name,
-                                silent_s)
+                    log.warning("%s: no byte from the controller for %.1f s after a request",
+                                link.name, silent_s)
 
     async def _stream(self, link: GrblLink) -> None:
         lines = self.program.lines
@@ -441,7 +444,7 @@ class GcodeJob:
                 async with asyncio.timeout(1.0):
                     st = await link.fresh_status()
             except TimeoutError:
-                if (link._now_ns() - link.last_rx_ns) / 1e9 > self.stall_timeout_s:
+                if link.unanswered_s() > self.stall_timeout_s:
                     self._s.stop = "stall"
                 continue
             if st.state not in ("Run", "Jog", "Home"):

@@ -88,6 +88,9 @@ class GrblLink:
         self.last_message = ""
         self.feedback: dict[str, str] = {}
         self.last_rx_ns = now_ns()
+        #: when the first byte written since the controller last spoke left (None: nothing
+        #: written since): what :meth:`unanswered_s` measures a silence from
+        self.asked_ns: int | None = None
         self.lines_in = 0
         self.bytes_out = 0
         self.unmatched = 0  # answers that arrived with nothing outstanding
@@ -149,6 +152,7 @@ class GrblLink:
             return
         now = self._now_ns()
         self.last_rx_ns = now
+        self.asked_ns = None
         for raw in raw_lines:
             self.lines_in += 1
             try:
@@ -190,6 +194,15 @@ class GrblLink:
                             f"{e.text!r} not answered: ALARM:{payload} "
                             f"({alarm_meaning(payload)}); a soft reset is needed",
                             code=payload, device=self.name))
+                # nor is a '?': GRBL sends no report until the reset
+                waiters, self._status_waiters = self._status_waiters, []
+                for w in waiters:
+                    if not w.done():
+                        w.set_exception(DeviceError(
+                            f"no status report: ALARM:{payload} ({alarm_meaning(payload)}); "
+                            "GRBL sends none until a soft reset", code=payload,
+                            device=self.name))
+                        w.exception()  # retrieved: a waiter that gave up must not warn
             if self.listener is not None:
                 self.listener.on_alarm(payload)
         elif kind is Kind.BANNER:
@@ -309,6 +322,17 @@ class GrblLink:
             self._fail(err)
             raise err from exc
         self.bytes_out += len(data)
+        if self.asked_ns is None:
+            self.asked_ns = self._now_ns()
+
+    def unanswered_s(self) -> float:
+        """Seconds since the first byte written after the controller last spoke (0 when it
+        has spoken since the last write). A stuck controller leaves the line's requests
+        unanswered; a controller nobody asked may be silent for as long as it likes — GRBL
+        pushes nothing by itself while it moves, and a simulator in lock-step with a virtual
+        clock speaks only when asked, whatever time has passed."""
+        asked = self.asked_ns
+        return 0.0 if asked is None else max(0, self._now_ns() - asked) / 1e9
 
     def send_line(self, text: str, *, future: bool = True,
                   on_answer: Callable[[int | None], None] | None = None
