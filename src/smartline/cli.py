@@ -243,13 +243,27 @@ def write(line: Path, assignments: tuple[str, ...], audit_path: Path | None,
 @click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="With --sim --virtual: record every tag of the line, each "
               "cycle, to FILE (a tag trace, docs/reference/tag-trace.md).")
+@click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Record the line's history (unit states, counters, cycle "
+              "times, data quality: what `smartline report` shows) to FILE. Real-time runs "
+              "record to $SMARTLINE_STATE_DIR/history-LINE.db unless --no-history.")
+@click.option("--no-history", is_flag=True, default=False,
+              help="Do not record the line's history.")
 @_profile_path_option
 def run(  # noqa: PLR0917 (click passes one parameter per option)
         line: Path, cycles: int | None, duration_s: float | None, stats_path: Path | None,
         live: bool | None, sim_path: Path | None, virtual: bool,
-        record_path: Path | None, profile_paths: tuple[Path, ...]) -> None:
-    """Run the line's tasks until Ctrl-C (or --cycles / --duration); outputs go safe on stop."""
-    from .run import run_line, run_line_sim
+        record_path: Path | None, history_path: Path | None, no_history: bool,
+        profile_paths: tuple[Path, ...]) -> None:
+    """Run the line's tasks until Ctrl-C (or --cycles / --duration); outputs go safe on stop.
+
+    Beside the tasks run the line's PackML units, its north-bound publishers (`northbound:`
+    in the line file) and the history recorder.
+    """
+    from .run import history_attach, run_line, run_line_sim
+
+    record = not no_history and (history_path is not None or not virtual)
+    services = history_attach(history_path, record=record)
 
     if cycles is not None and duration_s is not None:
         _fail("give --cycles or --duration, not both", EXIT_BAD_INPUT)
@@ -262,13 +276,14 @@ def run(  # noqa: PLR0917 (click passes one parameter per option)
         sys.exit(run_line_sim(line, sim_path, virtual=virtual, cycles=cycles,
                               duration_s=duration_s, stats_path=stats_path,
                               live=sys.stdout.isatty() if live is None else live,
-                              profile_paths=profile_paths, record_path=record_path))
+                              profile_paths=profile_paths, record_path=record_path,
+                              make_attach=services))
     if virtual:
         _fail("--virtual needs --sim SCENARIO (virtual time runs against a simulated plant)",
               EXIT_BAD_INPUT)
     sys.exit(run_line(line, cycles=cycles, duration_s=duration_s, stats_path=stats_path,
                       live=sys.stdout.isatty() if live is None else live,
-                      profile_paths=profile_paths))
+                      profile_paths=profile_paths, make_attach=services))
 
 
 @cli.command()
@@ -580,6 +595,64 @@ def audit_verify(file: Path | None) -> None:
 def _default_audit_path() -> Path:
     return Path(os.environ.get("SMARTLINE_AUDIT") or
                 Path.home() / ".local" / "state" / "smartline" / "audit.jsonl")
+
+
+@cli.command()
+@click.argument("line", type=click.Path(path_type=Path))
+@click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The line's history (default $SMARTLINE_STATE_DIR/"
+              "history-LINE.db, as `smartline run` records it).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The HTML file (default LINE-report.html here).")
+@click.option("--since", default=None, metavar="ISO-TIME",
+              help="Only what happened since then (UTC unless it says otherwise).")
+@click.option("--design-speed", "design_speeds", multiple=True, metavar="UNIT=PER_MINUTE",
+              help="A unit's ideal rate for OEE performance (repeatable); default: the best "
+              "rate observed.")
+@_profile_path_option
+def report(  # noqa: PLR0917 (click passes one parameter per option)
+        line: Path, history_path: Path | None, out_path: Path | None, since: str | None,
+        design_speeds: tuple[str, ...], profile_paths: tuple[Path, ...]) -> None:
+    """Write the line's HTML report: cycle times, OEE, MTBF/MTTR, downtime by stop reason,
+    and its digitalisation figures (one self-contained file, plots inline)."""
+    from .config import load_line
+    from .northbound.report import (
+        LineHistory,
+        default_history_path,
+        parse_design_speeds,
+        parse_since,
+        render_report,
+    )
+
+    try:
+        config = load_line(line, profile_paths=profile_paths)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(issue.format(), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        since_ns = parse_since(since) if since is not None else None
+        speeds = parse_design_speeds(design_speeds)
+    except ValueError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    path = history_path or default_history_path(config.name)
+    if not path.exists():
+        _fail(f"no history of line {config.name!r} at {path}: run the line first "
+              "(smartline run records it), or give --history", EXIT_BAD_INPUT)
+    out = out_path or Path(f"{config.name}-report.html")
+    history = LineHistory(path)
+    try:
+        written = render_report(config, history, out, since_ns=since_ns, design_speed=speeds,
+                                audit_path=_default_audit_path())
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(issue.format(), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}", EXIT_FAILURE)
+    finally:
+        history.close()
+    click.echo(f"smartline: report of line {config.name!r} written to {written}", err=True)
 
 
 @cli.group()

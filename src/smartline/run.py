@@ -99,9 +99,13 @@ class LineServices:
     """
 
     def __init__(self, config: LineConfig, units: Units | None, *,
-                 history_path: Path | None = None) -> None:
+                 history_path: Path | None = None, record_history: bool = False) -> None:
         self.config = config
         self.units = units
+        if history_path is None and record_history:
+            from .northbound.report import default_history_path
+
+            history_path = default_history_path(config.name)
         self.history_path = history_path
         self.northbound = None
         if _has_section(config, "northbound"):
@@ -147,7 +151,10 @@ class LineServices:
             engine.add_service("history", HISTORY_PERIOD_NS, recorder.step)
 
             async def close_history() -> None:
-                recorder.close()
+                try:
+                    recorder.close()
+                finally:
+                    history.close()
             closers.append(close_history)
 
         async def close() -> None:
@@ -193,6 +200,15 @@ for its run (or None)."""
 def default_attach(config: LineConfig, units: Units | None) -> Attach | None:
     """Plain ``smartline run``: the line's services (:class:`LineServices`)."""
     return LineServices(config, units).attach
+
+
+def history_attach(history_path: Path | None, *, record: bool) -> MakeAttach:
+    """The line's services with its history recorded (``record``: to ``history_path``, or
+    to the default ``$SMARTLINE_STATE_DIR/history-<line>.db`` when that is None)."""
+    def make(config: LineConfig, units: Units | None) -> Attach | None:
+        return LineServices(config, units, history_path=history_path,
+                            record_history=record).attach
+    return make
 
 
 def _attached(attach: Attach | None, line: Line,

@@ -14,6 +14,7 @@ that.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import hashlib
 import json
 import logging
@@ -107,8 +108,7 @@ class JsonlAudit:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")
-        self._prev, self._count = self._resume()
-        self._pending: list[str] = []
+        self._pending: list[dict[str, object]] = []
         self._cond = threading.Condition()
         self._recorded = 0  # lines handed to record()
         self._synced = 0  # lines written and fsync'd
@@ -120,7 +120,8 @@ class JsonlAudit:
         atexit.register(self.close)
 
     def _resume(self) -> tuple[str, int]:
-        """The chain's last hash and record count, from the head file or the records."""
+        """The chain's last hash and record count, from the head file or the records
+        (read under the file lock: another process may have appended since)."""
         last = _last_line(self.path)
         if not last:
             return GENESIS, 0
@@ -141,8 +142,7 @@ class JsonlAudit:
         with self._cond:
             if self._closed:
                 raise ValueError(f"audit log {self.path} is closed")
-            line, self._prev = _chained(entry, self._prev)
-            self._pending.append(line)
+            self._pending.append(dict(_jsonable(entry)))  # type: ignore[call-overload]
             self._recorded += 1
             self._cond.notify_all()
 
@@ -179,11 +179,7 @@ class JsonlAudit:
                     return
             try:
                 if self._error is None:
-                    self._file.write("".join(f"{x}\n" for x in batch))
-                    self._file.flush()
-                    os.fsync(self._file.fileno())
-                    self._count += len(batch)
-                    _write_head(self.path, self._count, json.loads(batch[-1])["hash"])
+                    self._append(batch)
             except OSError as exc:
                 log.error("audit log %s: %s", self.path, exc)
                 with self._cond:
@@ -191,6 +187,26 @@ class JsonlAudit:
             with self._cond:
                 self._synced += len(batch)
                 self._cond.notify_all()
+
+
+    def _append(self, batch: list[dict[str, object]]) -> None:
+        """Chain ``batch`` onto the file's last record and append it, under an exclusive
+        lock of the file: several processes (a running line, ``smartline write``) may
+        share one trail, and each batch links to whatever record is last on disk."""
+        fd = self._file.fileno()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            prev, count = self._resume()
+            lines = []
+            for entry in batch:
+                line, prev = _chained(entry, prev)
+                lines.append(line)
+            self._file.write("".join(f"{x}\n" for x in lines))
+            self._file.flush()
+            os.fsync(fd)
+            _write_head(self.path, count + len(lines), prev)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _write_head(path: Path, count: int, last: str) -> None:

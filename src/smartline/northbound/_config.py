@@ -73,7 +73,7 @@ class _TlsModel(_Model):
 
 class _StoreModel(_Model):
     path: Annotated[str, Field(min_length=1)]
-    max_mb: Annotated[float, Field(gt=0)] = 512.0
+    max_mb: Annotated[float, Field(ge=0.0625)] = 512.0  # at least 64 KiB
     overflow: Literal["drop-oldest", "drop-newest"] = "drop-oldest"
 
 

@@ -111,3 +111,24 @@ def test_cli_audit_verify(tmp_path: Path, edit: bool, code: int) -> None:
         assert ":1: record does not match its hash" in r.stderr
     else:
         assert "3 records" in r.stdout
+
+
+def test_processes_sharing_a_trail_keep_one_chain(tmp_path: Path) -> None:
+    """A running line and `smartline write` append to the same file: each batch is
+    chained onto whatever record is last on disk, under a file lock."""
+    path = tmp_path / "audit.jsonl"
+    script = (
+        "import sys\n"
+        "from smartline.cycle import JsonlAudit\n"
+        "a = JsonlAudit(sys.argv[1])\n"
+        "for i in range(150):\n"
+        "    a.record({'tag': sys.argv[2] + str(i), 'value': i})\n"
+        "    a.flush() if i % 7 == 0 else None\n"
+        "a.close()\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), name])
+             for name in ("a", "b", "c")]
+    for p in procs:
+        assert p.wait(timeout=60) == 0
+    v = verify_audit(path)
+    assert v.ok, v.problems
+    assert v.records == 450
