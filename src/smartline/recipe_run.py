@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from .run import (
     EXIT_FAILURE,
     EXIT_OK,
     Attach,
+    Hooks,
     LineServices,
     line_units,
     run_line,
@@ -133,7 +134,7 @@ def _attach(services: LineServices, checked: Sequence[tuple[Recipe, dict[str, ob
     that stops the line once the last batch has ended, or when a batch is held (nobody
     here can restart it: it stays open, and the next run resumes or aborts it by its
     recipe's ``on_restart`` rule)."""
-    def attach(line: Line, engine: Engine) -> Callable[[], Awaitable[None]]:
+    def attach(line: Line, engine: Engine) -> Hooks:
         from .recipes._executor import RecipeExecutor
         from .recipes._journal import BatchJournal
         from .recipes.procedural import PROC_FINAL_STATES, ProcCommand, ProcState
@@ -141,7 +142,7 @@ def _attach(services: LineServices, checked: Sequence[tuple[Recipe, dict[str, ob
         if line.io.audit is None:
             line.io.audit = _audit_sink()
         journal = BatchJournal(journal_path, clock=line.clock)
-        close_services = services.attach(line, engine)
+        service_hooks = services.attach(line, engine)
         runtime = services.unit_runtime
         executor = RecipeExecutor(line, units=runtime, journal=journal, clock=line.clock,
                                   alarms=engine.alarms)
@@ -169,7 +170,8 @@ def _attach(services: LineServices, checked: Sequence[tuple[Recipe, dict[str, ob
                 executor.command(ProcCommand.RESET, source="smartline recipe run")
             p = executor.progress()
             await executor.aclose()
-            await close_services()
+            for fn in service_hooks.close:
+                await fn()
             finished = executor.finished()
             for summary in finished:
                 _error(f"smartline: batch {summary.id} ({summary.recipe} version "
@@ -186,7 +188,7 @@ def _attach(services: LineServices, checked: Sequence[tuple[Recipe, dict[str, ob
                        f"{p.message}")
                 outcome[0] = EXIT_FAILURE
             journal.close()
-        return done
+        return Hooks(start=service_hooks.start, close=[done])
     return attach
 
 

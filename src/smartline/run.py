@@ -20,7 +20,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import LineConfig
 from .core import (
@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from .line import Line
     from .recipes._units import UnitRuntime, Units
 
-__all__ = ["Attach", "build_engine", "line_units", "run_demo", "run_engine", "run_line",
-           "run_line_sim", "sim_device_urls", "with_device_urls"]
+__all__ = ["Attach", "Hooks", "LineServices", "build_engine", "line_units", "run_demo",
+           "run_engine", "run_line", "run_line_sim", "sim_device_urls", "with_device_urls"]
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,19 @@ UNITS_PERIOD_NS = 100_000_000  # PackML units: states derived and commands taken
 NORTHBOUND_PERIOD_NS = 100_000_000  # the OPC UA server's look at the image
 HISTORY_PERIOD_NS = 1_000_000_000  # the history recorder (KPIs, the report)
 
-Attach = Callable[["Line", "Engine"], "Callable[[], Awaitable[None]] | None"]
-"""Adds services to a built engine before it runs (PackML units, the recipe executor);
-returns what to await once the engine has stopped (before the devices close), or None."""
+@dataclasses.dataclass(slots=True)
+class Hooks:
+    """What an :data:`Attach` wants awaited around the run: ``start`` after the programs are
+    compiled and before the tasks run (never raising: a part that cannot start is left
+    out and said), ``close`` after the engine stopped, before the devices close."""
+
+    start: list[Callable[[], Awaitable[None]]] = dataclasses.field(default_factory=list)
+    close: list[Callable[[], Awaitable[None]]] = dataclasses.field(default_factory=list)
+
+
+Attach = Callable[["Line", "Engine"], "Hooks | Callable[[], Awaitable[None]] | None"]
+"""Adds services to a built engine before it runs (PackML units, north-bound, the recipe
+executor); returns its :class:`Hooks` (or just what to await once the engine stopped)."""
 
 _INTERNAL_SCHEMES = frozenset({"memory"})  # devices without a wire: never simulated
 
@@ -116,8 +126,9 @@ class LineServices:
         self.unit_runtime: UnitRuntime | None = None
         self.parts: list[object] = []
 
-    def attach(self, line: Line, engine: Engine) -> Callable[[], Awaitable[None]]:
+    def attach(self, line: Line, engine: Engine) -> Hooks:
         closers: list[Callable[[], Awaitable[None]]] = []
+        starts: list[Callable[[], Awaitable[None]]] = []
         if self.units is not None:
             from .recipes._units import UnitRuntime
 
@@ -129,18 +140,20 @@ class LineServices:
         if nb is not None and nb.sparkplug is not None:
             from .northbound.sparkplug import EdgeNode
 
-            node = EdgeNode(nb.sparkplug, line, clock=line.clock)
-            self.parts.append(node)
-            engine.add_service("sparkplug", round(nb.sparkplug.period_ms * 1e6),
-                               _started(node, engine, "sparkplug"))
+            node = _Part(EdgeNode(nb.sparkplug, line, clock=line.clock), engine,
+                         "the Sparkplug edge node")
+            self.parts.append(node.part)
+            engine.add_service("sparkplug", round(nb.sparkplug.period_ms * 1e6), node.step)
+            starts.append(node.start)
             closers.append(node.aclose)
         if nb is not None and nb.opcua is not None:
             from .northbound.opcua import LineServer
 
-            server = LineServer(nb.opcua, line, units=self.unit_runtime, clock=line.clock)
-            self.parts.append(server)
-            engine.add_service("opcua-server", NORTHBOUND_PERIOD_NS,
-                               _started(server, engine, "opcua-server"))
+            server = _Part(LineServer(nb.opcua, line, units=self.unit_runtime,
+                                      clock=line.clock), engine, "the OPC UA server")
+            self.parts.append(server.part)
+            engine.add_service("opcua-server", NORTHBOUND_PERIOD_NS, server.step)
+            starts.append(server.start)
             closers.append(server.aclose)
         if self.history_path is not None:
             from .northbound.report import HistoryRecorder, LineHistory
@@ -163,33 +176,37 @@ class LineServices:
                     await fn()
                 except Exception:  # one failing close must not keep the others open
                     log.exception("closing a service of the line failed")
-        return close
+        return Hooks(start=starts, close=[close])
 
 
-def _started(part: object, engine: Engine, name: str) -> Callable[[int], Awaitable[None]]:
-    """``part.step`` as a service, ``part.start()`` awaited at its first step; a part that
-    cannot start is said once (log and engine alarm) and left out."""
-    state = {"started": False, "failed": False}
+class _Part:
+    """A north-bound part as a service: started before the tasks run; one that cannot
+    start (a password variable missing, a port in use) is said once, in the log and as
+    an engine alarm, and left out — the line keeps its cycle without it."""
 
-    async def step(now_ns: int) -> None:
-        if state["failed"]:
-            return
-        if not state["started"]:
-            state["started"] = True
-            try:
-                await part.start()  # type: ignore[attr-defined]
-            except Exception as exc:
-                state["failed"] = True
-                log.error("%s did not start: %s; the line runs without it", name, exc)
-                engine.alarms.append(Alarm(line_clock_wall(engine), "", "service",
-                                           f"{name} did not start: {exc}"))
-                return
-        await part.step(now_ns)  # type: ignore[attr-defined]
-    return step
+    def __init__(self, part: Any, engine: Engine, name: str) -> None:
+        self.part = part
+        self.engine = engine
+        self.name = name
+        self.running = False
 
+    async def start(self) -> None:
+        try:
+            await self.part.start()
+        except Exception as exc:
+            log.error("%s did not start: %s; the line runs without it", self.name, exc)
+            self.engine.alarms.append(Alarm(self.engine.clock.wall_ns(), "", "service",
+                                            f"{self.name} did not start: {exc}"))
+        else:
+            self.running = True
 
-def line_clock_wall(engine: Engine) -> int:
-    return engine.clock.wall_ns()
+    async def step(self, now_ns: int) -> None:
+        if self.running:
+            await self.part.step(now_ns)
+
+    async def aclose(self) -> None:
+        if self.running:
+            await self.part.aclose()
 
 
 MakeAttach = Callable[["LineConfig", "Units | None"], "Attach | None"]
@@ -211,10 +228,11 @@ def history_attach(history_path: Path | None, *, record: bool) -> MakeAttach:
     return make
 
 
-def _attached(attach: Attach | None, line: Line,
-              engine: Engine) -> list[Callable[[], Awaitable[None]]]:
+def _attached(attach: Attach | None, line: Line, engine: Engine) -> Hooks:
     done = attach(line, engine) if attach is not None else None
-    return [done] if done is not None else []
+    if done is None:
+        return Hooks()
+    return done if isinstance(done, Hooks) else Hooks(close=[done])
 
 
 def sim_device_urls(config: LineConfig, urls: Mapping[str, str]) -> dict[str, str]:
@@ -253,9 +271,11 @@ async def run_engine(engine: Engine, line: Line, *, cycles: int | None = None,
                      duration_s: float | None = None, stats_path: Path | None = None,
                      live: bool = False, console: Console | None = None,
                      extra: Callable[[], RenderableType] | None = None,
-                     cleanup: Sequence[Callable[[], Awaitable[None]]] = ()) -> int:
+                     hooks: Hooks | None = None) -> int:
     """Run ``engine`` with signal handling and an optional live view; the exit code.
-    ``cleanup`` is awaited after the engine stopped, before the devices close."""
+    ``hooks.start`` is awaited once the programs are compiled, ``hooks.close`` after the
+    engine stopped, before the devices close."""
+    hooks = hooks if hooks is not None else Hooks()
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     signals = 0
@@ -278,6 +298,8 @@ async def run_engine(engine: Engine, line: Line, *, cycles: int | None = None,
     code = EXIT_OK
     try:
         await asyncio.to_thread(engine.prepare)  # compile before the live view starts
+        for fn in hooks.start:
+            await fn()
         if live:
             view = asyncio.create_task(_live(engine, console, extra))
         try:
@@ -296,7 +318,7 @@ async def run_engine(engine: Engine, line: Line, *, cycles: int | None = None,
         for sig in installed:
             loop.remove_signal_handler(sig)
         stats = engine.stats(hdr=stats_path is not None)
-        for fn in cleanup:
+        for fn in hooks.close:
             try:
                 await fn()
             except Exception:  # one failing clean-up must not keep the devices open
@@ -330,7 +352,7 @@ def run_line(path: str | os.PathLike[str], *, cycles: int | None = None,
     try:
         config, units = line_units(load_line(path, profile_paths=profile_paths))
         line, engine = build_engine(config, clock=clock)
-        cleanup = _attached(make_attach(config, units), line, engine)
+        hooks = _attached(make_attach(config, units), line, engine)
         _prepare_saying_so(engine)
     except (ConfigError, DriverNotAvailableError) as exc:
         _error(str(exc))
@@ -346,7 +368,7 @@ def run_line(path: str | os.PathLike[str], *, cycles: int | None = None,
         return EXIT_OK
     return _aborted_is_130(lambda: asyncio.run(run_engine(
         engine, line, cycles=cycles, duration_s=duration_s, stats_path=stats_path,
-        live=live, extra=extra, cleanup=cleanup)))
+        live=live, extra=extra, hooks=hooks)))
 
 
 def run_demo(*, cycles: int | None = None, stats_path: Path | None = None,
@@ -486,13 +508,13 @@ async def _sim_virtual(path: str | os.PathLike[str], config: LineConfig, scenari
             _error(str(exc))
             return EXIT_BAD_INPUT
         holder.append(line)
-        cleanup = _attached(attach, line, engine)
+        hooks = _attached(attach, line, engine)
         if not await _prepared(engine):
             await line.close()
             return EXIT_BAD_INPUT
         code = await run_engine(engine, line, cycles=cycles, duration_s=duration_s,
                                 stats_path=stats_path, live=live, extra=extra,
-                                cleanup=cleanup)
+                                hooks=hooks)
         results = [*runner.results(), *tags.results(runner.time_ns)]
         if rec is not None and record_path is not None:
             rec.close(clock.now_ns() - (origin[0] if origin else 0))
@@ -549,7 +571,7 @@ async def _sim_real_time(path: str | os.PathLike[str], config: LineConfig, scena
         except (ConfigError, DriverNotAvailableError) as exc:
             _error(str(exc))
             return EXIT_BAD_INPUT
-        cleanup = _attached(attach, line, engine)
+        hooks = _attached(attach, line, engine)
         if not await _prepared(engine):
             await line.close()
             return EXIT_BAD_INPUT
@@ -557,7 +579,7 @@ async def _sim_real_time(path: str | os.PathLike[str], config: LineConfig, scena
             sampler = asyncio.create_task(_sample_tags(tags, line, scenario.step_ns))
         code = await run_engine(engine, line, cycles=cycles, duration_s=duration_s,
                                 stats_path=stats_path, live=live, console=_console(),
-                                extra=extra, cleanup=cleanup)
+                                extra=extra, hooks=hooks)
     finally:
         if sampler is not None:
             sampler.cancel()

@@ -200,6 +200,8 @@ class LineIO:
         so one slow device never holds up the others beyond the deadline.
         """
         names = list(group.plans)
+        if len(names) == 1:  # one device: awaited here, no task and no wait (a loop turn less)
+            return [await self._read_alone(names[0], group.plans[names[0]], deadline_s)]
         tasks = [asyncio.ensure_future(self._read_one(d, group.plans[d])) for d in names]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=deadline_s)
@@ -215,6 +217,22 @@ class LineIO:
             else:
                 stats.append(t.result())
         return stats
+
+    async def _read_alone(self, device: str, plan: ReadPlan[Any],
+                          deadline_s: float | None) -> DeviceReadStats:
+        """One device's read awaited in the caller's task, as :meth:`read` bounds it: busy
+        past ``deadline_s``, its read is cancelled and its tags go STALE."""
+        if deadline_s is None:
+            return await self._read_one(device, plan)
+        bound = asyncio.timeout(deadline_s)
+        try:
+            async with bound:
+                return await self._read_one(device, plan)
+        except TimeoutError:
+            if not bound.expired():  # raised by the read itself, not the deadline
+                raise
+            self.image.mark(plan.slots, Quality.STALE, Reason.DEADLINE)
+            return DeviceReadStats(device, ok=False, error="deadline")
 
     async def _read_one(self, device: str, plan: ReadPlan[Any]) -> DeviceReadStats:
         drv = self.drivers[device]
@@ -264,10 +282,10 @@ class LineIO:
 
         Returns once the audit entries are on disk (when the sink can say so).
         """
-        items = self.prepare_writes(values, source=source)
         try:
+            items = self.prepare_writes(values, source=source)
             errors = await self.write_items(items, values, source=source)
-        finally:
+        finally:  # refused or sent: its audit entries are on disk when the caller hears
             await self.flush_audit()
         if errors:
             raise next(iter(errors.values()))
