@@ -249,12 +249,16 @@ def write(line: Path, assignments: tuple[str, ...], audit_path: Path | None,
               "record to $SMARTLINE_STATE_DIR/history-LINE.db unless --no-history.")
 @click.option("--no-history", is_flag=True, default=False,
               help="Do not record the line's history.")
+@click.option("--audit", "audit_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Audit trail of every write (the tasks' outputs when their "
+              "outcome changes, OPC UA and MQTT commands, units); default $SMARTLINE_AUDIT or "
+              "~/.local/state/smartline/audit.jsonl.")
 @_profile_path_option
 def run(  # noqa: PLR0917 (click passes one parameter per option)
         line: Path, cycles: int | None, duration_s: float | None, stats_path: Path | None,
         live: bool | None, sim_path: Path | None, virtual: bool,
         record_path: Path | None, history_path: Path | None, no_history: bool,
-        profile_paths: tuple[Path, ...]) -> None:
+        audit_path: Path | None, profile_paths: tuple[Path, ...]) -> None:
     """Run the line's tasks until Ctrl-C (or --cycles / --duration); outputs go safe on stop.
 
     Beside the tasks run the line's PackML units, its north-bound publishers (`northbound:`
@@ -263,7 +267,8 @@ def run(  # noqa: PLR0917 (click passes one parameter per option)
     from .run import history_attach, run_line, run_line_sim
 
     record = not no_history and (history_path is not None or not virtual)
-    services = history_attach(history_path, record=record)
+    audit = audit_path if audit_path is not None else _default_audit_path()
+    services = history_attach(history_path, record=record, audit_path=audit)
 
     if cycles is not None and duration_s is not None:
         _fail("give --cycles or --duration, not both", EXIT_BAD_INPUT)

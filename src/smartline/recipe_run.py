@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from .config import LineConfig
-    from .cycle import AuditSink, Engine
+    from .cycle import Engine
     from .line import Line
     from .recipes._executor import RecipeExecutor
     from .recipes._model import Recipe
@@ -113,7 +113,9 @@ def run_recipes(line_path: Path, recipe_paths: Sequence[Path], *,
     outcome: list[int] = [EXIT_OK]
 
     def make_attach(cfg: LineConfig, u: Units | None) -> Attach:
-        return _attach(LineServices(cfg, u), checked, path, holder, outcome)
+        audit = Path(os.environ.get("SMARTLINE_AUDIT") or
+                     Path.home() / ".local" / "state" / "smartline" / "audit.jsonl")
+        return _attach(LineServices(cfg, u, audit_path=audit), checked, path, holder, outcome)
 
     def extra() -> RenderableType:
         return _progress(holder[0] if holder else None)
@@ -139,8 +141,6 @@ def _attach(services: LineServices, checked: Sequence[tuple[Recipe, dict[str, ob
         from .recipes._journal import BatchJournal
         from .recipes.procedural import PROC_FINAL_STATES, ProcCommand, ProcState
 
-        if line.io.audit is None:
-            line.io.audit = _audit_sink()
         journal = BatchJournal(journal_path, clock=line.clock)
         service_hooks = services.attach(line, engine)
         runtime = services.unit_runtime
@@ -190,14 +190,6 @@ def _attach(services: LineServices, checked: Sequence[tuple[Recipe, dict[str, ob
             journal.close()
         return Hooks(start=service_hooks.start, close=[done])
     return attach
-
-
-def _audit_sink() -> AuditSink:
-    """The audit trail every write of a recipe run goes to (``$SMARTLINE_AUDIT``)."""
-    from .cycle import JsonlAudit
-
-    return JsonlAudit(os.environ.get("SMARTLINE_AUDIT") or
-                      Path.home() / ".local" / "state" / "smartline" / "audit.jsonl")
 
 
 def _progress(executor: RecipeExecutor | None) -> RenderableType:

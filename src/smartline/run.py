@@ -109,9 +109,11 @@ class LineServices:
     """
 
     def __init__(self, config: LineConfig, units: Units | None, *,
-                 history_path: Path | None = None, record_history: bool = False) -> None:
+                 history_path: Path | None = None, record_history: bool = False,
+                 audit_path: Path | None = None) -> None:
         self.config = config
         self.units = units
+        self.audit_path = audit_path
         if history_path is None and record_history:
             from .northbound.report import default_history_path
 
@@ -129,6 +131,15 @@ class LineServices:
     def attach(self, line: Line, engine: Engine) -> Hooks:
         closers: list[Callable[[], Awaitable[None]]] = []
         starts: list[Callable[[], Awaitable[None]]] = []
+        if self.audit_path is not None and line.io.audit is None:
+            from .cycle import JsonlAudit
+
+            audit = JsonlAudit(self.audit_path)  # OSError: the caller says it
+            line.io.audit = audit
+
+            async def close_audit() -> None:
+                await asyncio.to_thread(audit.close)
+            closers.append(close_audit)
         if self.units is not None:
             from .recipes._units import UnitRuntime
 
@@ -219,12 +230,14 @@ def default_attach(config: LineConfig, units: Units | None) -> Attach | None:
     return LineServices(config, units).attach
 
 
-def history_attach(history_path: Path | None, *, record: bool) -> MakeAttach:
+def history_attach(history_path: Path | None, *, record: bool,
+                   audit_path: Path | None = None) -> MakeAttach:
     """The line's services with its history recorded (``record``: to ``history_path``, or
-    to the default ``$SMARTLINE_STATE_DIR/history-<line>.db`` when that is None)."""
+    to the default ``$SMARTLINE_STATE_DIR/history-<line>.db`` when that is None) and its
+    writes audited to ``audit_path``."""
     def make(config: LineConfig, units: Units | None) -> Attach | None:
         return LineServices(config, units, history_path=history_path,
-                            record_history=record).attach
+                            record_history=record, audit_path=audit_path).attach
     return make
 
 
