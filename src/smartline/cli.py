@@ -72,9 +72,10 @@ def check(files: tuple[Path, ...], profile_paths: tuple[Path, ...]) -> None:
     """
     from .config import KINDS, check_file
     from .hil import scenario
+    from .northbound import _config as northbound
     from .recipes import _load
 
-    kinds = {**KINDS, **scenario.FILE_KINDS, **_load.FILE_KINDS}
+    kinds = {**KINDS, **scenario.FILE_KINDS, **_load.FILE_KINDS, **northbound.FILE_KINDS}
     bad = False
     for f in files:
         try:

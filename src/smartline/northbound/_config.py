@@ -22,19 +22,22 @@ northbound:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..config import LineConfig
+from ..config import CheckOptions, FileKind, LineConfig
 from ..config._common import Issues
-from ..config._schema import fail
+from ..config._schema import LINE_FORMAT_KEY, fail
 from ..config._source import Document, read_document, sort_issues
 from ..core import ConfigError
 
 __all__ = [
+    "FILE_KINDS",
     "NorthboundConfig",
     "OpcUaServerConfig",
     "OpcUaUser",
@@ -263,3 +266,35 @@ def _opcua(m: _OpcUaModel, issues: Issues, folder: Path) -> OpcUaServerConfig:
         trust=trust,
         users=tuple(OpcUaUser(n, u.password_env, u.role) for n, u in m.users.items()),
         anonymous=m.anonymous)
+
+
+def _check_line(doc: Document, options: CheckOptions) -> str:
+    """``smartline check LINE``: the line with its units (the recipe layer's check), and
+    its ``northbound:`` section."""
+    from ..config._line import build_line
+    from ..recipes._load import FILE_KINDS as RECIPE_KINDS
+
+    summary = RECIPE_KINDS[LINE_FORMAT_KEY].check(doc, options)
+    data = doc.data
+    if not (isinstance(data, dict) and data.get("northbound")):
+        return summary
+    line = build_line(doc, profile_paths=options.profile_paths, env=options.env,
+                      registry=options.registry)
+    nb = build_northbound(doc, line)
+    parts = []
+    if nb.sparkplug is not None:
+        sp = nb.sparkplug
+        parts.append(f"Sparkplug B {sp.group}/{sp.node} via "
+                     f"{'mqtts' if sp.tls else 'mqtt'}://{sp.host}:{sp.port}")
+    if nb.opcua is not None:
+        parts.append(f"OPC UA server {nb.opcua.endpoint} ({nb.opcua.security})")
+    first, sep, rest = summary.partition("\n")
+    return f"{first}; north-bound: {', '.join(parts)}{sep}{rest}"
+
+
+FILE_KINDS: Mapping[str, FileKind] = MappingProxyType({
+    LINE_FORMAT_KEY: FileKind("line file", ("line", "devices", "tags", "tasks", "units",
+                                            "northbound"), _check_line),
+})
+"""Line files checked with their units and north-bound sections, for ``smartline check``
+(the CLI passes ``kinds={**KINDS, ..., **FILE_KINDS}``, this last)."""

@@ -66,7 +66,7 @@ from ._model import (
     Where,
     WriteAction,
 )
-from ._units import Units, load_units, packtag_types, tag_expr_type, with_units
+from ._units import Units, build_units, load_units, packtag_types, tag_expr_type, with_units
 from .expr import Expr, ExprError, ExprType
 from .packml import ModeDef, accepted_in_mode, command_by_name
 
@@ -1254,7 +1254,7 @@ def _check_line(doc: Document, options: CheckOptions) -> str:
     """The config layer's line check, plus the line's ``units:`` section (one build)."""
     line = build_line(doc, profile_paths=options.profile_paths, env=options.env,
                       registry=options.registry)
-    units = load_units(line)
+    units = build_units(doc, line)
     summary = (f"{doc.file}: line {line.name!r}: {plural(len(line.devices), 'device')}, "
                f"{plural(len(line.tags), 'tag')}, {plural(len(line.tasks), 'task')}")
     if units.units:
