@@ -93,6 +93,7 @@ _WRITE_ONLY = frozenset({"resume", "reset", "unlock", "home", "mdi"})
 _RAPID = {100: 0x95, 50: 0x96, 25: 0x97}
 _BUSY = ("Run", "Hold", "Home", "Jog", "Door")
 _REPORTS_TO_LEARN = 32  # REPORT_WCO_REFRESH_BUSY_COUNT 30 (+ Ov one report after WCO)
+_PROBE_NS = 1_000_000_000  # in a critical alarm: a `?` this often, to see the link fail
 
 
 def point_kind(name: str) -> str | int:
@@ -152,6 +153,7 @@ class GrblDriver(DriverBase[GrblPlan, CncOptions]):
         super().__init__(spec, clock=clock, rng=rng, links=links)
         self.grbl: GrblLink | None = None
         self.job: GcodeJob | None = None  # the running (or last) job, for the job.* points
+        self._probed_ns = -_PROBE_NS * 2  # the first read in a critical alarm probes
         self._invalidated = False
 
     @property
@@ -246,7 +248,16 @@ class GrblDriver(DriverBase[GrblPlan, CncOptions]):
         if link.homing or link.critical:
             why = ("homing: GRBL sends no reports until the cycle ends" if link.homing else
                    f"ALARM:{link.alarm}: GRBL sends no reports until a reset")
-            return link.status, 0, f"last report before {why}"
+            requests = 0
+            now = self.clock.now_ns()
+            if link.critical and now - self._probed_ns >= _PROBE_NS:
+                # silent until a reset, but the link must still be seen to fail, and a
+                # controller that was power-cycled to be seen again (its banner answers)
+                self._probed_ns = now
+                link.check()  # a link that failed meanwhile: the read fails, reconnects
+                link.write(b"?")  # ignored by GRBL until the reset; never waited for
+                requests = 1
+            return link.status, requests, f"last report before {why}"
         age_ns = self.clock.now_ns() - link.status_ns
         max_age_ns = int(self.options.status_max_age_ms * 1e6)
         if link.status is not None and not self._invalidated and age_ns <= max_age_ns \
