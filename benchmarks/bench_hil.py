@@ -16,7 +16,10 @@ timer noise. Only bounds that cannot flake are asserted (every line faster than 
 Run::
 
     python -m pytest benchmarks/bench_hil.py -p no:cacheprovider -s
-    PYTHONPATH=src python benchmarks/bench_hil.py [PLANT_SECONDS]
+    PYTHONPATH=src python benchmarks/bench_hil.py [PLANT_SECONDS [SCENARIO ...]]
+
+The script's scenario names (``bottling cnc-cell``) measure only those, and skip the block
+costs: a quick check of one line after a change.
 """
 
 from __future__ import annotations
@@ -182,10 +185,12 @@ def table(speeds: list[Speed], noise: tuple[float, float]) -> str:
     return "\n".join(rows)
 
 
-def run(plant_s: float = PLANT_S) -> tuple[list[Speed], tuple[float, float]]:
+def run(plant_s: float = PLANT_S, only: tuple[str, ...] = ()
+        ) -> tuple[list[Speed], tuple[float, float]]:
+    """Every pair (or the scenarios named in ``only``) and the machine's timer noise."""
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     noise = timer_noise_us()
-    return [measure_line(p, plant_s) for p in pairs()], noise
+    return [measure_line(p, plant_s) for p in pairs() if not only or p.name in only], noise
 
 
 def test_hil_plant_seconds_per_wall_second() -> None:
@@ -214,6 +219,8 @@ if __name__ == "__main__":
     from bench_blocks import table as blocks_table
 
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else PLANT_S
-    print(table(*run(seconds)))
-    print()
-    print(blocks_table(measure()))
+    names = tuple(sys.argv[2:])
+    print(table(*run(seconds, names)))
+    if not names:
+        print()
+        print(blocks_table(measure()))
