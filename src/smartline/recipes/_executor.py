@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ..core import Clock, Quality, Reason, RecipeError, WriteRefusedError
+from ..core import Clock, Quality, Reason, RecipeError, VirtualClock, WriteRefusedError
 from ..tags.identity import scan_fields
 from ._model import (
     CommandAction,
@@ -300,6 +300,7 @@ class RecipeExecutor:
         self._message = "idle"
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
+        self._started: list[asyncio.Task[None]] = []  # writes started in this step
         if units is not None and units.on_event is None:
             units.on_event = self.unit_event
 
@@ -373,7 +374,24 @@ class RecipeExecutor:
     async def step(self, now_ns: int) -> None:
         """Advance the batch: take up finished writes and programs, watch identities and
         alarms, then run the procedural state (start phases, check conditions, timeouts,
-        failure rules). Starts the next queued batch when none is open."""
+        failure rules). Starts the next queued batch when none is open.
+
+        In real time a step never waits on a device: the writes it starts land in a later
+        step. In virtual time it waits for them (and for the units' writes it commanded),
+        so the line runs in lock-step and a run repeats exactly.
+        """
+        try:
+            self._step(now_ns)
+        finally:
+            started, self._started = self._started, []
+            if isinstance(self.clock, VirtualClock):
+                pending = [t for t in started if not t.done()]
+                if self.units is not None:
+                    pending += self.units.pending()
+                if pending:
+                    await asyncio.wait(pending)
+
+    def _step(self, now_ns: int) -> None:
         b = self._batch
         if b is None:
             if not self._queue:
@@ -767,6 +785,7 @@ class RecipeExecutor:
             task = asyncio.ensure_future(
                 self.line.io.write(values, source=self._origin(b)))
             ph.writes.append(_WriteRun(values, task))
+            self._started.append(task)
         elif isinstance(action, CommandAction):
             if self.units is None:
                 return f"command {action.command} to unit {action.unit}: the line has no units"

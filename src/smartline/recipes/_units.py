@@ -40,6 +40,7 @@ from smartline.core import (
     Quality,
     RecipeError,
     SmartlineError,
+    VirtualClock,
     WriteRefusedError,
     parse_url,
 )
@@ -692,6 +693,23 @@ class UnitRuntime:
             self._take_command(unit)
         self._release(now_ns)
         self._publish()
+        if isinstance(self.clock, VirtualClock):
+            await self.settle()
+
+    def pending(self) -> list[asyncio.Task[None]]:
+        """The writes (and the condition read) this runtime has started and not seen end."""
+        tasks = [t for t in self._writes if not t.done()]
+        if self._poll_task is not None and not self._poll_task.done():
+            tasks.append(self._poll_task)
+        return tasks
+
+    async def settle(self) -> None:
+        """Wait for what :meth:`pending` lists. In virtual time the steps do it, so the line
+        runs in lock-step and repeats exactly (a write lands within the step that started
+        it); in real time a step never waits on a device."""
+        tasks = self.pending()
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def _start(self) -> None:
         io = self.line.io

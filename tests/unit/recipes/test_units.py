@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from smartline.config import LineConfig, load_line
-from smartline.core import ConfigError, Quality, RecipeError, VirtualClock, WriteRefusedError
+from smartline.core import (
+    ConfigError,
+    MonotonicClock,
+    Quality,
+    RecipeError,
+    VirtualClock,
+    WriteRefusedError,
+)
 from smartline.drivers.families.memory import MemoryOptions
 from smartline.drivers.memory import MemoryDriver
 from smartline.line import Line
@@ -540,15 +547,24 @@ async def test_the_runtime_needs_the_line_with_its_packtags(tmp_path: Path) -> N
     await line.close()
 
 
-async def test_a_slow_machine_never_holds_up_a_step(rig: _Rig) -> None:
-    """Reads of condition tags and command writes run as tasks: a step returns at once."""
+async def test_a_slow_machine_never_holds_up_a_step_in_real_time(rig: _Rig) -> None:
+    """Reads of condition tags and command writes run as tasks: in real time a step returns
+    at once; in virtual time (lock-step) it waits for them, so runs repeat exactly."""
     rig.machine.set("ready", 1)
     await rig.settle()
     rig.machine.latency_s = 0.2  # every exchange with the machine takes 200 ms of wall time
     loop = asyncio.get_running_loop()
+    virtual = rig.rt.clock
+    rig.rt.clock = MonotonicClock()  # a line in real time
     t0 = loop.time()
     rig.rt.command("filler", Command.START, source="test")
-    await rig.rt.step(rig.clock.now_ns())
+    await rig.rt.step(rig.rt.clock.now_ns())
     assert loop.time() - t0 < 0.1
     await rig.rt.drain()
     assert rig.machine.values["start"] == 1.0
+    rig.rt.clock = virtual  # lock-step: the write lands within the step
+    rig.rt.command("filler", Command.STOP, source="test")
+    t0 = loop.time()
+    await rig.rt.step(virtual.now_ns())
+    assert loop.time() - t0 >= 0.15
+    assert not rig.rt.pending()
