@@ -37,9 +37,10 @@ from .tags import default_registry
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-    from .cycle import Engine, EngineStats
+    from .cycle import Engine, EngineStats, JsonlAudit
     from .hil.scenario import Expectation, ExpectResult, ExpectTracker, Scenario
     from .line import Line
+    from .northbound.report import LineHistory
     from .recipes._units import UnitRuntime, Units
 
 __all__ = ["Attach", "Hooks", "LineServices", "build_engine", "line_units", "run_demo",
@@ -127,14 +128,28 @@ class LineServices:
             self.northbound = None if nb.empty else nb
         self.unit_runtime: UnitRuntime | None = None
         self.parts: list[object] = []
+        # opened now, before anything runs: a trail or history that cannot be written is
+        # bad input (exit 2), never a traceback, and no write goes out unaudited
+        self._audit: JsonlAudit | None = None
+        self._history: LineHistory | None = None
+        try:
+            if audit_path is not None:
+                from .cycle import JsonlAudit
+
+                self._audit = JsonlAudit(audit_path)
+            if history_path is not None:
+                from .northbound.report import LineHistory
+
+                self._history = LineHistory(history_path)
+        except OSError as exc:
+            raise SmartlineError(f"cannot open {exc.filename or audit_path}: "
+                                 f"{exc.strerror or exc}") from exc
 
     def attach(self, line: Line, engine: Engine) -> Hooks:
         closers: list[Callable[[], Awaitable[None]]] = []
         starts: list[Callable[[], Awaitable[None]]] = []
-        if self.audit_path is not None and line.io.audit is None:
-            from .cycle import JsonlAudit
-
-            audit = JsonlAudit(self.audit_path)  # OSError: the caller says it
+        audit = self._audit
+        if audit is not None and line.io.audit is None:
             line.io.audit = audit
 
             async def close_audit() -> None:
@@ -166,10 +181,10 @@ class LineServices:
             engine.add_service("opcua-server", NORTHBOUND_PERIOD_NS, server.step)
             starts.append(server.start)
             closers.append(server.aclose)
-        if self.history_path is not None:
-            from .northbound.report import HistoryRecorder, LineHistory
+        history = self._history
+        if history is not None:
+            from .northbound.report import HistoryRecorder
 
-            history = LineHistory(self.history_path)
             recorder = HistoryRecorder(history, line, engine,
                                        tuple(self.units.names) if self.units else ())
             engine.add_service("history", HISTORY_PERIOD_NS, recorder.step)
@@ -417,7 +432,7 @@ def run_line_sim(path: str | os.PathLike[str], scenario_path: str | os.PathLike[
         config, units = line_units(load_line(path, profile_paths=profile_paths))
         scenario = Scenario.load(scenario_path)
         attach = make_attach(config, units)
-    except ConfigError as exc:
+    except SmartlineError as exc:
         _error(str(exc))
         return EXIT_BAD_INPUT
     problems = _sim_mapping_problems(config, scenario)

@@ -132,3 +132,16 @@ def test_processes_sharing_a_trail_keep_one_chain(tmp_path: Path) -> None:
     v = verify_audit(path)
     assert v.ok, v.problems
     assert v.records == 450
+
+
+def test_a_run_whose_trail_cannot_be_opened_does_not_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    line = Path(__file__).resolve().parents[3] / "recipes" / "example-line.yaml"
+    r = subprocess.run([sys.executable, "-m", "smartline.cli", "run", str(line), "--cycles",
+                        "2", "--no-live", "--no-history", "--audit",
+                        str(blocker / "audit.jsonl")],
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 2, r.stderr
+    assert "cannot open" in r.stderr and "Traceback" not in r.stderr
+    assert "cycles" not in r.stderr  # no task ran
