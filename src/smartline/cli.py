@@ -646,6 +646,11 @@ def report(  # noqa: PLR0917 (click passes one parameter per option)
         _fail(f"no history of line {config.name!r} at {path}: run the line first "
               "(smartline run records it), or give --history", EXIT_BAD_INPUT)
     out = out_path or Path(f"{config.name}-report.html")
+    try:
+        import matplotlib  # noqa: F401 (the plots need it: say so before any work)
+    except ImportError:
+        _fail("the report's plots need matplotlib: pip install 'smartline[report]'",
+              EXIT_BAD_INPUT)
     history = LineHistory(path)
     try:
         written = render_report(config, history, out, since_ns=since_ns, design_speed=speeds,

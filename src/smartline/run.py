@@ -126,6 +126,10 @@ class LineServices:
 
             nb = load_northbound(config)  # ConfigError: the caller reports it
             self.northbound = None if nb.empty else nb
+            _needs(nb.sparkplug is not None, ("aiomqtt", "google.protobuf"), "mqtt",
+                   "the Sparkplug edge node (northbound.sparkplug)")
+            _needs(nb.opcua is not None, ("asyncua",), "opcua",
+                   "the OPC UA server (northbound.opcua)")
         self.unit_runtime: UnitRuntime | None = None
         self.parts: list[object] = []
         # opened now, before anything runs: a trail or history that cannot be written is
@@ -203,6 +207,18 @@ class LineServices:
                 except Exception:  # one failing close must not keep the others open
                     log.exception("closing a service of the line failed")
         return Hooks(start=starts, close=[close])
+
+
+def _needs(wanted: bool, modules: Sequence[str], extra: str, what: str) -> None:
+    """``DriverNotAvailableError`` naming the extra to install, before anything runs."""
+    import importlib.util
+
+    if not wanted:
+        return
+    missing = [m for m in modules if importlib.util.find_spec(m.split(".")[0]) is None]
+    if missing:
+        raise DriverNotAvailableError(f"{what} needs {', '.join(missing)}, which is not "
+                                      f"installed here: pip install 'smartline[{extra}]'")
 
 
 class _Part:
