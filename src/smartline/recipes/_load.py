@@ -21,14 +21,23 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
 from smartline.config import LineConfig, load_line
 from smartline.config._check import CheckOptions, FileKind, plural
 from smartline.config._common import Issues, model_keys
 from smartline.config._line import build_line
 from smartline.config._messages import describe, did_you_mean, one_of
-from smartline.config._schema import IDENTIFIER, LINE_FORMAT_KEY, LINE_NAME, fail
+from smartline.config._schema import (
+    IDENTIFIER,
+    LINE_FORMAT_KEY,
+    LINE_NAME,
+    Limits,
+    LineName,
+    Scalar,
+    _pattern,
+    fail,
+)
 from smartline.config._source import (
     Document,
     KeyPath,
@@ -111,46 +120,9 @@ def _version(value: object) -> str:
     return text
 
 
-def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        fail(f"expected a number, found {describe(value)}")
-    if not math.isfinite(value):
-        fail(f"expected a finite number, found {describe(value)}")
-    return float(value)
-
-
-def _limits(value: object) -> tuple[float, float]:
-    if not isinstance(value, list) or len(value) != 2:
-        fail(f"expected a list of two numbers [low, high], found {describe(value)}")
-    low, high = _number(value[0]), _number(value[1])
-    if low > high:
-        fail(f"limits [{low:g}, {high:g}] are reversed: the low limit must not exceed the "
-             "high one")
-    return low, high
-
-
-def _scalar(value: object) -> bool | int | float | str:
-    if isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return value
-    fail(f"expected a number, true/false or a string, found {describe(value)}")
-
-
-def _named(regex: re.Pattern[str], what: str) -> AfterValidator:
-    def check(value: str) -> str:
-        if not regex.fullmatch(value):
-            fail(f"{value!r} is not a valid {what}")
-        return value
-    return AfterValidator(check)
-
-
 Version = Annotated[str, PlainValidator(_version)]
-Limits = Annotated[tuple[float, float], PlainValidator(_limits)]
-Scalar = Annotated[bool | int | float | str, PlainValidator(_scalar)]
-RecipeName = Annotated[str, _named(LINE_NAME, "recipe name (letters, digits, '_', '-', '.')")]
-LineName = Annotated[str, _named(LINE_NAME, "line name (letters, digits, '_', '-', '.')")]
-ElementName = Annotated[str, _named(ELEMENT_NAME, f"name: expected {_ELEMENT_RULE}")]
+RecipeName = Annotated[str, _pattern(LINE_NAME, "recipe name (letters, digits, '_', '-', '.')")]
+ElementName = Annotated[str, _pattern(ELEMENT_NAME, f"name: expected {_ELEMENT_RULE}")]
 
 
 class _Model(BaseModel):
