@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import MappingProxyType
 
@@ -27,14 +27,12 @@ from smartline.config import LineConfig, load_line
 from smartline.core import VirtualClock
 from smartline.hil.scenario import Scenario, ScenarioRunner
 from smartline.hil.scenario._endpoints import GrblEndpoint, MtConnectEndpoint
-from smartline.line import Line
-from smartline.run import build_engine, with_device_urls
-from smartline.testing.traces import TagTrace
 
 ROOT = Path(__file__).resolve().parents[3]
 LINE = ROOT / "recipes" / "cnc-cell.yaml"
 SCENARIOS = ROOT / "hil_sim" / "scenarios"
 PLANT_S = 20.0
+Recorder = Callable[..., Awaitable[tuple[bytes, bytes]]]  # the record_lockstep fixture
 
 
 @pytest.fixture(autouse=True)
@@ -49,62 +47,31 @@ def _quiet() -> Iterator[None]:
         logging.getLogger(n).setLevel(level)
 
 
-def _on_clock(runner: ScenarioRunner, clock: VirtualClock, seed: int) -> None:
-    """Give the CNC endpoints the runner's clock and seed (a no-op once the runner does)."""
-    for name, ep in list(runner.endpoints.items()):
-        if isinstance(ep, MtConnectEndpoint) and ep.agent.clock is not clock:
-            runner.endpoints[name] = MtConnectEndpoint(ep.spec, clock=clock, seed=seed)
-        elif isinstance(ep, GrblEndpoint) and ep.sim.clock is not clock:
-            runner.endpoints[name] = GrblEndpoint(ep.spec, clock=clock)
-
-
 def _wall_clock_proof(config: LineConfig) -> LineConfig:
-    """The line with what is not virtual time taken out of play: reconnect jitter off (the
-    drivers draw it from an unseeded ``random.Random``; it would move the reconnect after
-    ``down``) and 5 s timeouts (they are wall-clock time: on a busy machine a 100 ms one
-    fires while the event loop waits for the CPU, and the read goes BAD). Nothing in these
-    20 s needs a timeout: a device that is down refuses at once."""
-    devices = {n: dataclasses.replace(d, timeout_s=5.0,
-                                      retry=dataclasses.replace(d.retry, jitter=0.0))
-               for n, d in config.devices.items()}
+    """The line with 5 s timeouts: they are wall-clock time, and on a busy machine a 100 ms
+    one fires while the event loop waits for the CPU and the read goes BAD. Nothing in
+    these 20 s needs a timeout: a device that is down refuses at once. (Reconnect jitter
+    is seeded per device under a virtual clock.)"""
+    devices = {n: dataclasses.replace(d, timeout_s=5.0) for n, d in config.devices.items()}
     return dataclasses.replace(config, devices=MappingProxyType(devices))
 
 
-async def _virtual_run(config: LineConfig, scenario: Scenario, plant_s: float) -> bytes:
-    """One lock-step run: the tag trace file's bytes, then the plant trace's."""
+async def _virtual_run(record_lockstep: Recorder, config: LineConfig, scenario: Scenario,
+                       plant_s: float) -> bytes:
+    """One lock-step run: the tag trace file's bytes, then the plant trace's, then the
+    agent's ``/current`` (it says the time too: creationTime, timestamps, instanceId)."""
     clock = VirtualClock()
     runner = ScenarioRunner(scenario, clock=clock, trace=True)
-    _on_clock(runner, clock, scenario.seed)
-    rec = TagTrace(sorted(config.tags), line=config.name, scenario=scenario.name,
-                   seed=scenario.seed)
-    async with runner:
-        urls = runner.urls()
-        cfg = with_device_urls(config, {n: urls[n] for n in config.devices})
-        holder: list[Line] = []
-        origin: list[int] = []
 
-        def advance(now_ns: int) -> None:
-            runner.advance_to(now_ns)
-            if holder:
-                if not origin:
-                    origin.append(now_ns)
-                rec.sample(now_ns - origin[0], holder[0].image.get)
-
-        line, engine = build_engine(cfg, clock=clock, on_advance=[advance])
-        holder.append(line)
-        try:
-            await engine.run(duration_s=plant_s)
-        finally:
-            await line.close()
-        rec.close(clock.now_ns() - origin[0])
-        # what the agent serves says the time too: creationTime, timestamps, instanceId
+    async def current() -> bytes:
         vmc = runner.endpoints["vmc"]
         assert isinstance(vmc, MtConnectEndpoint)
         async with aiohttp.ClientSession() as http, http.get(
                 vmc.agent.http_url("current")) as resp:
-            current = await resp.read()
-    return ("".join(f"{x}\n" for x in rec.lines()).encode() + runner.trace_bytes()
-            + current)
+            return await resp.read()
+
+    tags, plant = await record_lockstep(config, runner, clock, plant_s, after=current)
+    return tags + plant
 
 
 def _has_randomness(scenario: Scenario) -> bool:
@@ -113,16 +80,17 @@ def _has_randomness(scenario: Scenario) -> bool:
 
 
 @pytest.mark.parametrize("name", ["cnc-cell.yaml", "cnc-cell-faults.yaml"])
-def test_same_seed_same_trace_byte_for_byte(name: str) -> None:
+def test_same_seed_same_trace_byte_for_byte(name: str, record_lockstep: Recorder) -> None:
     config = _wall_clock_proof(load_line(LINE))
     scenario = Scenario.load(SCENARIOS / name)
-    first = asyncio.run(_virtual_run(config, scenario, PLANT_S))
-    second = asyncio.run(_virtual_run(config, scenario, PLANT_S))
+    first = asyncio.run(_virtual_run(record_lockstep, config, scenario, PLANT_S))
+    second = asyncio.run(_virtual_run(record_lockstep, config, scenario, PLANT_S))
     assert b"vmc.PartCount" in first and b"router.state" in first
     if name == "cnc-cell-faults.yaml":  # the agent went down at 10 s and came back at 14 s
         assert b'"tag": "vmc.PartCount", "value": null, "quality": "BAD"' in first
     assert first == second, _first_difference(first, second)
     other = asyncio.run(_virtual_run(
+        record_lockstep,
         config, dataclasses.replace(scenario, seed=scenario.seed + 1), PLANT_S))
     if _has_randomness(scenario):
         assert other != first

@@ -18,24 +18,20 @@ plant and sampling a :class:`TagTrace`).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
 
 from smartline.config import LineConfig, load_line
 from smartline.core import VirtualClock
 from smartline.hil.scenario import Scenario, ScenarioRunner
-from smartline.line import Line
-from smartline.run import build_engine, with_device_urls
-from smartline.testing.traces import TagTrace
 
 ROOT = Path(__file__).resolve().parents[3]
 LINE = ROOT / "recipes" / "heat-treatment.yaml"
 SCENARIO = ROOT / "hil_sim" / "scenarios" / "heat-treatment-faults.yaml"
+Recorder = Callable[..., Awaitable[tuple[bytes, bytes]]]  # the record_lockstep fixture
 PLANT_S = 47.0  # a controller down, the door opened and closed, a heater failing (to 45 s)
 
 
@@ -51,14 +47,7 @@ def _quiet() -> Iterator[None]:
         logging.getLogger(n).setLevel(level)
 
 
-def _no_jitter(config: LineConfig) -> LineConfig:
-    """Reconnect jitter off: it comes from an unseeded random source in the drivers."""
-    devices = {n: dataclasses.replace(d, retry=dataclasses.replace(d.retry, jitter=0.0))
-               for n, d in config.devices.items()}
-    return dataclasses.replace(config, devices=MappingProxyType(devices))
-
-
-async def _run(config: LineConfig, scenario: Scenario, *,
+async def _run(record_lockstep: Recorder, config: LineConfig, scenario: Scenario, *,
                every_step: bool) -> tuple[bytes, int, int]:
     """One lock-step run: the tag trace's bytes then the plant trace's, the input reads
     and the plant steps."""
@@ -73,30 +62,8 @@ async def _run(config: LineConfig, scenario: Scenario, *,
         read_inputs()
 
     runner._read_inputs = counted  # type: ignore[method-assign]
-    rec = TagTrace(sorted(config.tags), line=config.name, scenario=scenario.name,
-                   seed=scenario.seed)
-    async with runner:
-        urls = runner.urls()
-        cfg = with_device_urls(config, {n: urls[n] for n in config.devices})
-        holder: list[Line] = []
-        origin: list[int] = []
-
-        def advance(now_ns: int) -> None:
-            runner.advance_to(now_ns)
-            if holder:
-                if not origin:
-                    origin.append(now_ns)
-                rec.sample(now_ns - origin[0], holder[0].image.get)
-
-        line, engine = build_engine(cfg, clock=clock, on_advance=[advance])
-        holder.append(line)
-        try:
-            await engine.run(duration_s=PLANT_S)
-        finally:
-            await line.close()
-        rec.close(clock.now_ns() - origin[0])
-    text = "".join(f"{x}\n" for x in rec.lines()).encode() + runner.trace_bytes()
-    return text, reads[0], runner.steps
+    tags, plant = await record_lockstep(config, runner, clock, PLANT_S)
+    return tags + plant, reads[0], runner.steps
 
 
 def _first_difference(a: bytes, b: bytes) -> str:
@@ -106,11 +73,12 @@ def _first_difference(a: bytes, b: bytes) -> str:
     return f"lengths {len(a)} != {len(b)}"
 
 
-def test_cached_inputs_give_the_same_traces_byte_for_byte() -> None:
-    config = _no_jitter(load_line(LINE))
+def test_cached_inputs_give_the_same_traces_byte_for_byte(record_lockstep: Recorder) -> None:
+    config = load_line(LINE)
     scenario = Scenario.load(SCENARIO)
-    cached, cached_reads, steps = asyncio.run(_run(config, scenario, every_step=False))
-    every, every_reads, _ = asyncio.run(_run(config, scenario, every_step=True))
+    cached, cached_reads, steps = asyncio.run(_run(record_lockstep, config, scenario,
+                                                        every_step=False))
+    every, every_reads, _ = asyncio.run(_run(record_lockstep, config, scenario, every_step=True))
     assert steps > 4000
     assert every_reads == steps  # the old way: every step reads every input
     assert cached_reads < steps // 5  # 100 ms control task, 10 ms steps: ~1 read per cycle
