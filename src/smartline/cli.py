@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -599,8 +598,9 @@ def audit_verify(file: Path | None) -> None:
 
 
 def _default_audit_path() -> Path:
-    return Path(os.environ.get("SMARTLINE_AUDIT") or
-                Path.home() / ".local" / "state" / "smartline" / "audit.jsonl")
+    from .core import default_audit_path
+
+    return default_audit_path()
 
 
 @cli.command()

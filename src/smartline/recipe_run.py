@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .core import ConfigError, RecipeError
+from .core import ConfigError, RecipeError, default_audit_path
 from .run import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
@@ -113,8 +113,7 @@ def run_recipes(line_path: Path, recipe_paths: Sequence[Path], *,
     outcome: list[int] = [EXIT_OK]
 
     def make_attach(cfg: LineConfig, u: Units | None) -> Attach:
-        audit = Path(os.environ.get("SMARTLINE_AUDIT") or
-                     Path.home() / ".local" / "state" / "smartline" / "audit.jsonl")
+        audit = default_audit_path()
         return _attach(LineServices(cfg, u, audit_path=audit), checked, path, holder, outcome)
 
     def extra() -> RenderableType:

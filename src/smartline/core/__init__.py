@@ -52,6 +52,7 @@ from ._params import (
     param_int_of,
     param_text_of,
 )
+from ._paths import default_audit_path, state_dir
 from ._quality import Quality, Reason
 from ._registry import (
     BUILTIN_FAMILIES,
@@ -115,10 +116,12 @@ __all__ = [
     "WriteItem",
     "WriteRefusedError",
     "WriteValue",
+    "default_audit_path",
     "param_flag",
     "param_int",
     "param_int_of",
     "param_text_of",
     "parse_url",
     "reason_for",
+    "state_dir",
 ]

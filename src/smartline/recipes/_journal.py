@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from ..core import Clock, ClosedError, MonotonicClock, RecipeError
+from ..core import Clock, ClosedError, MonotonicClock, RecipeError, state_dir
 
 __all__ = [
     "EVENT_KINDS",
@@ -93,10 +93,7 @@ CREATE TABLE events (
 
 def default_journal_path(env: Mapping[str, str] | None = None) -> Path:
     """``$SMARTLINE_STATE_DIR/batches.db``, else ``~/.local/state/smartline/batches.db``."""
-    env = os.environ if env is None else env
-    state = env.get("SMARTLINE_STATE_DIR")
-    base = Path(state) if state else Path.home() / ".local" / "state" / "smartline"
-    return base / "batches.db"
+    return state_dir(env) / "batches.db"
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from ...core import (
     Subscription,
     WriteItem,
     WriteRefusedError,
+    state_dir,
 )
 from ...tags import DataType, MemoryAddress
 from ..families.memory import FAMILY, MemoryOptions
@@ -158,9 +159,7 @@ class MemoryBus(SharedLink):
 
 
 def _state_path(name: str) -> Path:
-    base = os.environ.get("SMARTLINE_STATE_DIR")
-    root = Path(base) if base else Path.home() / ".local" / "state" / "smartline"
-    return root / "memory" / f"{name}.json"
+    return state_dir() / "memory" / f"{name}.json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ...core import state_dir
+
 __all__ = [
     "create_certificate",
     "default_application_uri",
@@ -36,9 +38,7 @@ __all__ = [
 
 def default_pki_dir() -> Path:
     """``$SMARTLINE_STATE_DIR/pki``, else ``~/.local/state/smartline/pki``."""
-    state = os.environ.get("SMARTLINE_STATE_DIR")
-    base = Path(state) if state else Path.home() / ".local" / "state" / "smartline"
-    return base / "pki"
+    return state_dir() / "pki"
 
 
 def default_application_uri() -> str:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...core import Quality
+from ...core import Quality, state_dir
 from ...recipes.packml import State
 
 if TYPE_CHECKING:
@@ -87,10 +87,7 @@ CREATE TABLE IF NOT EXISTS cycle_stats (
 
 def default_history_path(line: str, env: Mapping[str, str] | None = None) -> Path:
     """``$SMARTLINE_STATE_DIR/history-<line>.db``, else ``~/.local/state/smartline/...``."""
-    env = os.environ if env is None else env
-    state = env.get("SMARTLINE_STATE_DIR")
-    base = Path(state) if state else Path.home() / ".local" / "state" / "smartline"
-    return base / f"history-{line}.db"
+    return state_dir(env) / f"history-{line}.db"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...config import LineConfig
+from ...core import default_audit_path
 from ...tags import Access, DataType
 from ._history import LineHistory, RunRow
 from ._kpi import (
@@ -124,8 +125,7 @@ def build_report(line_config: LineConfig, history: LineHistory, *,
         northbound = load_northbound(line_config)
     env = os.environ if env is None else env
     if audit_path is None:
-        audit_path = Path(env.get("SMARTLINE_AUDIT") or
-                          Path.home() / ".local" / "state" / "smartline" / "audit.jsonl")
+        audit_path = default_audit_path(env)
     design = dict(design_speed or {})
     unknown = sorted(set(design) - set(units.names) - set(history.units()))
     notes = [f"--design-speed for unknown unit {u!r} ignored" for u in unknown]
