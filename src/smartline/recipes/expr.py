@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -350,17 +351,19 @@ def _fold(node: _Node) -> Value:
 
 
 @dataclass(frozen=True, slots=True)
-class _Node:
+class _Node(ABC):
     """A node of the tree; ``start``/``end`` are its span in the text."""
 
     start: int
     end: int
 
+    @abstractmethod
     def check(self, ctx: _Ctx) -> ExprType:
-        raise NotImplementedError
+        """The node's type in ``ctx``; ExprError where it is wrong."""
 
+    @abstractmethod
     def compute(self, lookup: Lookup) -> Value:
-        raise NotImplementedError
+        """The node's value (None: unknown)."""
 
     def names(self) -> Iterator[str]:
         return iter(())
