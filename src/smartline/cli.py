@@ -703,7 +703,7 @@ def recipe_run(  # noqa: PLR0917 (click passes one parameter per option)
     """
     from .recipe_run import run_recipes
 
-    params: dict[str, str] = {}
+    params: dict[str, str] = {}  # text: each is converted to its parameter's type
     for text in param_texts:
         name, sep, value = text.partition("=")
         if not sep or not name.strip():

@@ -25,6 +25,7 @@ from .run import (
     Attach,
     Hooks,
     LineServices,
+    _error,
     line_units,
     run_line,
     run_line_sim,
@@ -47,22 +48,6 @@ log = logging.getLogger(__name__)
 RECIPE_PERIOD_NS = 100_000_000  # the executor steps every 100 ms
 
 
-def _error(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def _parse_value(text: str) -> str | float | int | bool:
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
-
-
 def run_recipes(line_path: Path, recipe_paths: Sequence[Path], *,
                 params: Mapping[str, str] | None = None,
                 sim_path: Path | None = None, virtual: bool = False,
@@ -81,7 +66,7 @@ def run_recipes(line_path: Path, recipe_paths: Sequence[Path], *,
         for issue in exc.issues:
             _error(issue.format())
         return EXIT_BAD_INPUT
-    values = {k: _parse_value(v) for k, v in (params or {}).items()}
+    values = dict(params or {})
     unknown = sorted(k for k in values
                      if not any(k in {p.name for p in r.parameters} for r in recipes))
     if unknown:
