@@ -249,6 +249,15 @@ class Engine:
         self.services.append(service)
         return service
 
+    async def _step_service(self, service: Service, now_ns: int) -> None:
+        """One step; a failing service is an alarm and keeps running, the line its cycle."""
+        try:
+            await service.step(now_ns)
+        except Exception as exc:
+            log.exception("service %s failed; it keeps running", service.name)
+            self.alarms.append(Alarm(self.clock.wall_ns(), "", "service",
+                                     f"service {service.name}: {exc!r}"))
+
     async def _run_service(self, service: Service, t0: int) -> None:
         """Real time: ``service.step`` at ``t0 + k·period`` until the engine stops."""
         assert self._stopped_async is not None
@@ -260,12 +269,7 @@ class Engine:
                 await asyncio.sleep((deadline - now) / 1e9)
                 if self._stopped_async.is_set():
                     return
-            try:
-                await service.step(self.now_ns())
-            except Exception as exc:  # a failing service must not stop the line's cycle
-                log.exception("service %s failed; it keeps running", service.name)
-                self.alarms.append(Alarm(self.clock.wall_ns(), "", "service",
-                                         f"service {service.name}: {exc!r}"))
+            await self._step_service(service, self.now_ns())
             k = max(k + 1, (_rt.now_ns() - t0) // service.period_ns + 1)
 
     # -- running -------------------------------------------------------------------------
@@ -435,12 +439,7 @@ class Engine:
                 for fn in self.on_advance:
                     fn(self.now_ns())
                 if isinstance(task, Service):  # after the tasks due at the same time
-                    try:
-                        await task.step(deadline)
-                    except Exception as exc:
-                        log.exception("service %s failed; it keeps running", task.name)
-                        self.alarms.append(Alarm(self.clock.wall_ns(), "", "service",
-                                                 f"service {task.name}: {exc!r}"))
+                    await self._step_service(task, deadline)
                     heapq.heappush(heap, (deadline + task.period_ns, i, task))
                     continue
                 if task.acquisition is not None:
