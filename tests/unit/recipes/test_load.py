@@ -227,7 +227,8 @@ procedure:
 """)
     issues = _issues(path)
     assert len(issues) == 5, issues
-    assert any(":6:27: parameters.a.limits: limits [10, 1]: the low limit must not exceed" in i for i in issues)
+    assert any(":6:27: parameters.a.limits: limits [10, 1]: the low limit must not exceed"
+               in i for i in issues)
     assert any(".write.tank.level: tag 'tank.level' is read-only" in i for i in issues)
     assert any(":13:58: " in i and "a wait must not be negative" in i for i in issues)
     assert any(":14:31: " in i and ".until: expected a value after" in i for i in issues)
