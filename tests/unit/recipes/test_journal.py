@@ -282,7 +282,9 @@ def test_refused_records_are_reported_not_lost_silently(journal: BatchJournal,
         journal.record(batch, "write", "x", {"value": 3})
     with pytest.raises(RecipeError, match="already ended"):
         journal.end(batch, "ABORTED")
-    # a batch ended by another journal (process) is refused by the writer
+    # a batch ended by another journal (process) is refused by the writer, once the end
+    # is committed (end() only queues it: without this flush the other writer may win)
+    journal.flush()
     other = BatchJournal(journal.path, clock=clock)
     other.record(batch, "write", "x", {"value": 4})
     with pytest.raises(RecipeError, match="refused: the batch has ended"):
