@@ -7,8 +7,9 @@ on-disk :class:`SampleStore`; it is published live as DDATA only while the node 
 and nothing older waits in the store, otherwise it is replayed after the next births,
 oldest first, flagged historical. The MQTT session follows the specification: a new
 aiomqtt client per CONNECT whose Will is the NDEATH with that CONNECT's bdSeq, NCMD and
-DCMD subscribed before the births, NDEATH published before an intentional DISCONNECT,
-births held until the primary host's STATE says online.
+DCMD subscribed before the births, NDEATH published before an intentional DISCONNECT (on
+MQTT 5 a DISCONNECT with reason 0x04, so the broker sends the Will too), births held until
+the primary host's STATE says online.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 import aiomqtt
 import numpy as np
 from numpy.typing import NDArray
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from ..._version import __version__
 from ...core import Clock, ConfigError, ConfigIssue, Quality, SmartlineError, WriteRefusedError
@@ -279,6 +282,9 @@ class EdgeNode:
             await client.publish(topic(self._group, "NDEATH", self._node),
                                  self._death_payload(), qos=1)
             log.info("sparkplug: NDEATH published (bdSeq %d); disconnecting", self._bd_seq)
+            if self.config.mqtt == "5":
+                await _disconnect_with_will(client)
+
 
     async def _messages(self, client: aiomqtt.Client) -> None:
         async for msg in client.messages:
@@ -494,3 +500,25 @@ class EdgeNode:
             log.warning("sparkplug: TLS without host-name check (tls.insecure)")
             ctx.check_hostname = False
         return ctx
+
+
+async def _disconnect_with_will(client: aiomqtt.Client) -> None:
+    """MQTT 5: DISCONNECT with reason 0x04 "Disconnect with Will Message", as Sparkplug 3.0
+    requires of an intentional disconnect (the broker then publishes the NDEATH Will too).
+
+    aiomqtt 2 sends a DISCONNECT without a reason on leaving ``async with`` and has no option
+    for one, so this sends it through aiomqtt's paho client and waits for the disconnection;
+    aiomqtt's exit then finds the client disconnected and returns (ADR 0027). If a future
+    aiomqtt lacks those attributes, the plain DISCONNECT of its exit is sent instead.
+    """
+    paho_client = getattr(client, "_client", None)
+    disconnected = getattr(client, "_disconnected", None)
+    if paho_client is None or not isinstance(disconnected, asyncio.Future):
+        log.warning("sparkplug: this aiomqtt offers no way to send DISCONNECT reason 0x04; "
+                    "disconnecting without it (the NDEATH was published)")
+        return
+    reason = ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message")
+    if paho_client.disconnect(reasoncode=reason) != 0:
+        return  # not connected any more: aiomqtt's exit ends the session
+    with contextlib.suppress(TimeoutError, aiomqtt.MqttError):
+        await asyncio.wait_for(asyncio.shield(disconnected), CONNECT_TIMEOUT_S)
