@@ -200,7 +200,8 @@ def field_of(message: str) -> str | None:
     """The tag key a consistency message from ``TagSpec.validate`` is about."""
     text = message.lower()
     for word, key in (("safe", "safe"), ("limits", "limits"), ("deadband", "deadband"),
-                      ("scale", "scale"), ("access", "access"), ("read-only", "access")):
+                      ("scale", "scale"), ("access", "access"), ("read-only", "access"),
+                      ("audit", "audit")):
         if text.startswith(word):
             return key
     for word, key in (("safe", "safe"), ("limit", "limits"), ("deadband", "deadband"),

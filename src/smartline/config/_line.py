@@ -641,7 +641,8 @@ def _tag_spec(name: str, device: str, address: TagAddress, point: ProfilePoint |
     if point is None:
         return TagSpec(name=name, device=device, address=address, access=Access(model.access),
                        scale=make_scale(model.scale), limits=model.limits, safe=model.safe,
-                       unit=model.unit, description=model.description, deadband=model.deadband)
+                       unit=model.unit, description=model.description, deadband=model.deadband,
+                       audit=model.audit)
     return TagSpec(
         name=name, device=device, address=address,
         access=Access(model.access) if "access" in given else point.access,
@@ -650,7 +651,8 @@ def _tag_spec(name: str, device: str, address: TagAddress, point: ProfilePoint |
         safe=model.safe if "safe" in given else point.safe,
         unit=model.unit if "unit" in given else point.unit,
         description=model.description if "description" in given else point.description,
-        deadband=model.deadband if "deadband" in given else point.deadband)
+        deadband=model.deadband if "deadband" in given else point.deadband,
+        audit=model.audit)
 
 
 def _param_offset(url: str, key: str) -> int | None:

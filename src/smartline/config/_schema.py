@@ -284,6 +284,7 @@ class TagModel(_Model):
     safe: Scalar | None = None
     description: str = ""
     deadband: Annotated[float, Field(ge=0)] | None = None
+    audit: Literal["changes", "outcome"] | None = None
 
 
 class WatchdogModel(_Model):

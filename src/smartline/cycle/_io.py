@@ -14,7 +14,7 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -292,14 +292,16 @@ class LineIO:
 
     async def write_items(self, items: Mapping[str, list[WriteItem]],
                           values: Mapping[str, object], *, source: str = "user",
-                          changes_only: bool = False) -> dict[str, BaseException]:
+                          changes_only: bool = False,
+                          audit_each: Container[str] = ()) -> dict[str, BaseException]:
         """Send checked write items (device → items) concurrently and audit each tag's outcome.
 
         The one way writes leave a line (``write`` and the cycle engine use it). ``values``
         are the engineering values by tag, for the audit. Returns device → error for the
         devices whose write failed. ``changes_only`` audits a tag only when its outcome
         differs from the one last audited for it (the engine's routine writes: the first
-        success, each first refusal or failure, and the first success after those).
+        success, each first refusal or failure, and the first success after those), except
+        the tags in ``audit_each``, audited on every write (``TagSpec.audit_each_write``).
         """
         devices = list(items)
         try:
@@ -317,9 +319,10 @@ class LineIO:
         for d, r in zip(devices, results, strict=True):
             failed = isinstance(r, BaseException)
             for it in items[d]:
-                self.audit_write(it.point.tag, values.get(it.point.tag),
-                                 "failed" if failed else "ok", str(r) if failed else "",
-                                 raw=it.value, source=source, changes_only=changes_only)
+                tag = it.point.tag
+                self.audit_write(tag, values.get(tag), "failed" if failed else "ok",
+                                 str(r) if failed else "", raw=it.value, source=source,
+                                 changes_only=changes_only and tag not in audit_each)
             if isinstance(r, BaseException):
                 errors[d] = r
         return errors

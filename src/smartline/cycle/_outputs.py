@@ -83,6 +83,8 @@ class OutputSide:
         self._got: NDArray[np.int64] = np.full(n, -1, np.int64)  # cycle of each raw value
         self._ready: dict[int, tuple[WriteValue, object]] = {}  # tag → (raw, engineering)
         self._refused: set[str] = set()  # outputs refused at least once (alarmed)
+        #: outputs audited on every write, not only when the outcome changes
+        self._audit_each = frozenset(t.name for t in self.tags if t.spec.audit_each_write)
         self.batch: asyncio.Task[None] | None = None
         self.latched = False
 
@@ -143,7 +145,7 @@ class OutputSide:
             message = exc.message
         self._log_io(f"output refused: {tag.name}: {message}")
         self.io.audit_write(tag.name, shown, "refused", message, source=self.source,
-                            changes_only=True)
+                            changes_only=not spec.audit_each_write)
         if tag.name not in self._refused:
             self._refused.add(tag.name)
             self._alarm("io", f"output {tag.name} refused: {message}")
@@ -178,7 +180,8 @@ class OutputSide:
             by_device.setdefault(tag.spec.device, []).append(t)
         self.counters.writes += 1
         self.counters.written_tags += len(ready)
-        failed = await self.io.write_items(items, values, source=self.source, changes_only=True)
+        failed = await self.io.write_items(items, values, source=self.source, changes_only=True,
+                                           audit_each=self._audit_each)
         now = self._wall_ns()
         for dev, tags in by_device.items():
             if dev in failed:

@@ -32,6 +32,11 @@ def text_capacity(address: TagAddress) -> tuple[int, str] | None:
     return address.text_rule
 
 
+#: ``audit`` of a tag: every value a program writes, or only changes of the outcome
+AUDIT_CHANGES = "changes"
+AUDIT_MODES = (AUDIT_CHANGES, "outcome")
+
+
 @dataclass(frozen=True, slots=True)
 class TagSpec:
     """One tag of a line: where it lives, how it scales, and the rules for writing it.
@@ -50,6 +55,22 @@ class TagSpec:
     unit: str | None = None
     description: str = ""
     deadband: float | None = None
+    #: how a program's writes of this tag are audited: ``changes`` (every value it writes),
+    #: ``outcome`` (when the outcome changes), None (by type: see :attr:`audit_each_write`)
+    audit: str | None = None
+
+    @property
+    def audit_each_write(self) -> bool:
+        """Whether every value a program writes to this tag is audited, not only a change of
+        the write's outcome. ``audit`` decides; without it discrete tags (bool, integer
+        without scale, text: commands, modes, recipe numbers) are audited on every write and
+        analog ones (a PID output moves every cycle) when their outcome changes."""
+        if self.audit is not None:
+            return self.audit == AUDIT_CHANGES
+        dtype = self.dtype
+        if self.is_text or dtype is DataType.BOOL:
+            return True
+        return dtype is not None and dtype.is_integer and self.scale is None
 
     @property
     def dtype(self) -> DataType | None:
@@ -221,6 +242,13 @@ class TagSpec:
                     self._raw_value(self.safe)
                 except ValueError as exc:
                     problems.append(f"safe value {self.safe!r} cannot be written: {exc}")
+        if self.audit is not None:
+            if self.audit not in AUDIT_MODES:
+                problems.append(f"audit {self.audit!r} is not one of "
+                                f"{', '.join(AUDIT_MODES)}")
+            elif not self.writable:
+                problems.append(f"audit {self.audit!r} on a read-only tag (access "
+                                f"{self.access.value}): it is never written")
         return problems
 
     def _limit_problems(self, limits: tuple[float, float], dtype: DataType | None) -> list[str]:

@@ -96,6 +96,9 @@ EXPECTED: dict[str, str] = {
     "limits-reversed.yaml": "6:76: tags.speed_sp.limits: limits [100, 0]: the low limit must "
                             "not exceed the high one",
     "safe-on-read-only.yaml": "6:55: tags.fill_valve.safe: safe value False on a read-only tag",
+    "audit-on-read-only.yaml": "6:59: tags.level.audit: audit 'changes' on a read-only tag",
+    "audit-unknown-mode.yaml": "6:71: tags.level.audit: expected 'changes' or 'outcome', "
+                               "found string 'always'",
     "write-input-register.yaml": "6:59: tags.level.access: access rw on ir:3:uint16",
     "scale-ranges-and-gain.yaml": "7:18: tags.speed.scale: give either raw/eng ranges or "
                                   "gain/offset, not both",
@@ -158,7 +161,7 @@ def test_several_errors_are_all_reported_sorted_by_line() -> None:
         "8:19: tags.speed.device: unknown device 'filer' (did you mean 'filler'?); devices: "
         "capper, filler",
         "10:56: tags.valve.colour: unknown key 'colour'; expected one of: device, address, "
-        "access, unit, scale, limits, safe, description, deadband",
+        "access, unit, scale, limits, safe, description, deadband, audit",
         "12:21: tasks.fast.period_ms: period_ms must be greater than 0, found integer -1",
         "12:39: tasks.fast.tags[1]: unknown tag 'nope'; tags: level, speed, torque, valve",
     ]

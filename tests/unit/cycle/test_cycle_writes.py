@@ -59,6 +59,58 @@ def test_program_writes_are_audited_on_change_of_outcome_and_safe_writes_always(
     assert len(io_alarms) == 1 and "out2" in io_alarms[0].message  # type: ignore[attr-defined]
 
 
+def _runs(values: list[float]) -> list[float]:
+    """The values of a sequence where they change (the writes the loop sends)."""
+    return [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
+
+
+def test_discrete_program_outputs_are_audited_on_every_write_with_old_and_new(
+        tmp_path: Path, line_file, run) -> None:
+    p = tmp_path / "audited.yaml"
+    extra = '  level: {device: plc, address: "level", access: rw, safe: 0, audit: changes}\n'
+    p.write_text(line_file.read_text().replace("tasks:\n", extra + "tasks:\n"),
+                 encoding="utf-8")
+    clock = VirtualClock()
+    line = Line.load(p, clock=clock)
+    assert [line.config.tags[t].audit_each_write for t in ("flag", "count", "out1", "level")] \
+        == [True, True, False, True]
+
+    def flag(k: int) -> float:
+        return 1.0 if (k // 3) % 2 else 0.0  # a command: toggles every 3 cycles
+
+    def count(k: int) -> float:
+        return float(k // 5)  # a step number
+
+    def level(k: int) -> float:
+        return 0.5 * (k // 10)  # an analog setpoint, declared audit: changes
+
+    cycles = [0]
+
+    @program(outputs=["flag", "count", "out1", "level"], jit=False)
+    def prog(now_ns, inputs, outputs, state):  # type: ignore[no-untyped-def]
+        k = cycles[0]
+        cycles[0] += 1
+        outputs[0], outputs[1], outputs[3] = flag(k), count(k), level(k)
+        outputs[2] = float(k)  # analog, moves every cycle: audited when the outcome changes
+
+    audit = ListAudit()
+    line.io.audit = audit
+    eng = Engine(line.image, [TaskSpec("t", 10, program=prog)], io=line.io, clock=clock,
+                 realtime=NO_RT)
+    run(eng, cycles=30)
+
+    def written(tag: str) -> list[dict[str, object]]:
+        return [e for e in audit.entries if e["tag"] == tag and e["source"] == "task t"]
+
+    for tag, f in (("flag", flag), ("count", count), ("level", level)):
+        entries = written(tag)
+        assert [e["value"] for e in entries] == _runs([f(k) for k in range(30)]), tag
+        assert {e["outcome"] for e in entries} == {"ok"}
+        # each entry names the value it replaced: the one the previous write stored
+        assert [e["old"] for e in entries[1:]] == [e["value"] for e in entries[:-1]], tag
+    assert [e["outcome"] for e in written("out1")] == ["ok"]  # 30 writes, one entry
+
+
 def test_failed_program_writes_are_audited_once_per_failure_streak(make_engine, bus,
                                                                     run) -> None:
     @program(outputs=["out1"], jit=False)
