@@ -256,3 +256,26 @@ def test_a_finite_value_whose_scaling_overflows_is_refused():
                     scale=Scale(gain=0.1))
         with pytest.raises(WriteRefusedError, match="not finite"):
             t.check_write(1.797693134862316e307)
+
+
+@pytest.mark.parametrize(("address", "kw", "each"), [
+    ("co:1", {}, True),                                  # a command
+    ("hr:1:uint16", {}, True),                           # a step number, a mode
+    ("hr:1:string<8>", {}, True),                        # a recipe name
+    ("hr:1:float32", {}, False),                         # an analog output
+    ("hr:1:int16", {"scale": Scale(gain=0.1)}, False),   # an analog value in an integer
+    ("hr:1:float32", {"audit": "changes"}, True),        # declared by the integrator
+    ("co:1", {"audit": "outcome"}, False),
+])
+def test_which_program_writes_are_audited_each_time(address: str, kw: dict[str, object],
+                                                     each: bool) -> None:
+    spec = tag(address, **kw)
+    assert spec.validate() == []
+    assert spec.audit_each_write is each
+
+
+def test_audit_problems() -> None:
+    assert tag("hr:1:float32", audit="always").validate() == [
+        "audit 'always' is not one of changes, outcome"]
+    assert tag("hr:1:float32", access=Access.R, audit="changes").validate() == [
+        "audit 'changes' on a read-only tag (access r): it is never written"]

@@ -285,7 +285,6 @@ class EdgeNode:
             if self.config.mqtt == "5":
                 await _disconnect_with_will(client)
 
-
     async def _messages(self, client: aiomqtt.Client) -> None:
         async for msg in client.messages:
             t = str(msg.topic)
