@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Field
 
@@ -78,6 +78,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_E = TypeVar("_E")
 
 UNITS_DEVICE = "packml"
 """The name of the in-memory device that holds every unit's PackTags."""
@@ -399,14 +400,8 @@ class _UnitsLoader:
         seen: dict[State, Hashable] = {}
         for key, value in raw.items():
             item = (*path, key)
-            if not isinstance(key, str):
-                self.issues.add(item, f"a state rule is keyed by a PackML state name, found "
-                                      f"{describe(key)}", at_key=True)
-                continue
-            try:
-                state = state_by_name(key)
-            except RecipeError as exc:
-                self.issues.add(item, exc.message, at_key=True)
+            state = self._keyed(key, item, "state rule", "state", state_by_name)
+            if state is None:
                 continue
             if state in seen:
                 self.issues.add(item, f"state {state.name} has a rule already ({seen[state]!r}):"
@@ -417,6 +412,19 @@ class _UnitsLoader:
             if expr is not None:
                 rules.append((state, expr))
         return rules
+
+    def _keyed(self, key: object, item: KeyPath, what: str, kind: str,
+               by_name: Callable[[str], _E]) -> _E | None:
+        """The PackML ``kind`` a key names (``by_name``), or None with the error reported."""
+        if not isinstance(key, str):
+            self.issues.add(item, f"a {what} is keyed by a PackML {kind} name, found "
+                                  f"{describe(key)}", at_key=True)
+            return None
+        try:
+            return by_name(key)
+        except RecipeError as exc:
+            self.issues.add(item, exc.message, at_key=True)
+            return None
 
     def _condition(self, value: object, path: KeyPath) -> Expr | None:
         """A boolean condition over the line's tags, located inside the value on error."""
@@ -440,14 +448,8 @@ class _UnitsLoader:
             return out
         for key, settings in raw.items():
             item = (*path, key)
-            if not isinstance(key, str):
-                self.issues.add(item, f"a command is keyed by a PackML command name, found "
-                                      f"{describe(key)}", at_key=True)
-                continue
-            try:
-                command = command_by_name(key)
-            except RecipeError as exc:
-                self.issues.add(item, exc.message, at_key=True)
+            command = self._keyed(key, item, "command", "command", command_by_name)
+            if command is None:
                 continue
             if command in out:
                 self.issues.add(item, f"command {command.name} is mapped twice", at_key=True)
