@@ -8,13 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import importlib.util
 import ipaddress
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,23 +23,11 @@ from typing import Any
 import aiomqtt
 import pytest
 
+import northbound_decoder
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 STARTUP_S = 10.0
-
-
-def load_decoder() -> ModuleType:
-    """tests/northbound_decoder.py, imported by path (tests/ is no package)."""
-    name = "smartline_tests_northbound_decoder"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parents[2] / "northbound_decoder.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def free_port() -> int:
@@ -241,7 +227,7 @@ def mosquitto_tls(mosquitto_factory: Callable[..., Mosquitto], tmp_path: Path) -
 @pytest.fixture
 def sparkplug_decoder() -> ModuleType:
     """The independent Sparkplug B decoder/encoder (tests/northbound_decoder.py)."""
-    return load_decoder()
+    return northbound_decoder
 
 
 @dataclass

@@ -5,15 +5,12 @@ against protoc, and the tag -> metric type mapping."""
 from __future__ import annotations
 
 import ast
-import importlib.util
 import math
 import re
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+import northbound_decoder as dec
 from smartline.core import Quality
 from smartline.northbound.sparkplug import QUALITY_CODE, SpType, StoredSample, _codegen, topic
 from smartline.northbound.sparkplug._payload import (
@@ -25,22 +22,6 @@ from smartline.northbound.sparkplug._payload import (
 )
 from smartline.northbound.sparkplug.sparkplug_b_pb2 import Payload
 from smartline.tags import Access, TagSpec, parse_address
-
-
-def _decoder() -> ModuleType:
-    name = "smartline_tests_northbound_decoder"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parents[2] / "northbound_decoder.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-dec = _decoder()
 
 
 def _descriptor(text: str) -> bytes:
