@@ -3,8 +3,8 @@
 Built from the published schema's field numbers (Sparkplug B 3.0 specification §6.4, see
 /work/shared/research/northbound-specs.md §1.3) on a small protobuf wire-format reader — it
 never imports smartline's generated ``sparkplug_b_pb2``, so an error in our schema or our
-use of it shows up as a disagreement. The tests run in importlib mode
-(tests/ is no package): load it by path, as tests/integration/northbound/conftest.py does.
+use of it shows up as a disagreement. pytest puts tests/ on the import path
+(``pythonpath`` in pyproject.toml): ``import northbound_decoder``.
 """
 
 from __future__ import annotations
