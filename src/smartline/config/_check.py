@@ -14,8 +14,10 @@ from ._line import build_line
 from ._profile import build_profile
 from ._schema import LINE_FORMAT_KEY, PROFILE_FORMAT_KEY
 from ._source import Document, read_document, sort_issues
+from ._types import LineConfig
 
-__all__ = ["KINDS", "CheckOptions", "FileKind", "check_file", "plural"]
+__all__ = ["KINDS", "CheckOptions", "FileKind", "check_file", "check_line", "line_summary",
+           "plural"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +47,17 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _check_line(doc: Document, options: CheckOptions) -> str:
-    line = build_line(doc, profile_paths=options.profile_paths, env=options.env,
+def check_line(doc: Document, options: CheckOptions) -> LineConfig:
+    """Build a line file's config for ``smartline check`` (ConfigError if it is bad)."""
+    return build_line(doc, profile_paths=options.profile_paths, env=options.env,
                       registry=options.registry)
+
+
+def line_summary(doc: Document, line: LineConfig, more: str = "") -> str:
+    """A checked line in one line (``more`` appended: the sections other layers check),
+    then a note per driver whose dependencies are not installed here."""
     summary = (f"{doc.file}: line {line.name!r}: {plural(len(line.devices), 'device')}, "
-               f"{plural(len(line.tags), 'tag')}, {plural(len(line.tasks), 'task')}")
+               f"{plural(len(line.tags), 'tag')}, {plural(len(line.tasks), 'task')}{more}")
     notes: dict[str, list[str]] = {}
     for device in line.devices.values():
         family = device.scheme.family
@@ -63,6 +71,10 @@ def _check_line(doc: Document, options: CheckOptions) -> str:
     for note, devices in notes.items():
         summary += f"\n  note: devices {', '.join(devices)}: {note}"
     return summary
+
+
+def _check_line(doc: Document, options: CheckOptions) -> str:
+    return line_summary(doc, check_line(doc, options))
 
 
 def _check_profile(doc: Document, options: CheckOptions) -> str:

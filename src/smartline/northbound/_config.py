@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..config import CheckOptions, FileKind, LineConfig
+from ..config._check import check_line, line_summary
 from ..config._common import Issues
 from ..config._schema import LINE_FORMAT_KEY, fail
 from ..config._source import Document, read_document, sort_issues
@@ -271,25 +272,22 @@ def _opcua(m: _OpcUaModel, issues: Issues, folder: Path) -> OpcUaServerConfig:
 def _check_line(doc: Document, options: CheckOptions) -> str:
     """``smartline check LINE``: the line with its units (the recipe layer's check), and
     its ``northbound:`` section."""
-    from ..config._line import build_line
-    from ..recipes._load import FILE_KINDS as RECIPE_KINDS
+    from ..recipes._load import units_summary
 
-    summary = RECIPE_KINDS[LINE_FORMAT_KEY].check(doc, options)
+    line = check_line(doc, options)
+    more = units_summary(doc, line)
     data = doc.data
-    if not (isinstance(data, dict) and data.get("northbound")):
-        return summary
-    line = build_line(doc, profile_paths=options.profile_paths, env=options.env,
-                      registry=options.registry)
-    nb = build_northbound(doc, line)
-    parts = []
-    if nb.sparkplug is not None:
-        sp = nb.sparkplug
-        parts.append(f"Sparkplug B {sp.group}/{sp.node} via "
-                     f"{'mqtts' if sp.tls else 'mqtt'}://{sp.host}:{sp.port}")
-    if nb.opcua is not None:
-        parts.append(f"OPC UA server {nb.opcua.endpoint} ({nb.opcua.security})")
-    first, sep, rest = summary.partition("\n")
-    return f"{first}; north-bound: {', '.join(parts)}{sep}{rest}"
+    if isinstance(data, dict) and data.get("northbound"):
+        nb = build_northbound(doc, line)
+        parts = []
+        if nb.sparkplug is not None:
+            sp = nb.sparkplug
+            parts.append(f"Sparkplug B {sp.group}/{sp.node} via "
+                         f"{'mqtts' if sp.tls else 'mqtt'}://{sp.host}:{sp.port}")
+        if nb.opcua is not None:
+            parts.append(f"OPC UA server {nb.opcua.endpoint} ({nb.opcua.security})")
+        more += f"; north-bound: {', '.join(parts)}"
+    return line_summary(doc, line, more)
 
 
 FILE_KINDS: Mapping[str, FileKind] = MappingProxyType({

@@ -24,9 +24,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
 from smartline.config import LineConfig, load_line
-from smartline.config._check import CheckOptions, FileKind, plural
+from smartline.config._check import CheckOptions, FileKind, check_line, line_summary, plural
 from smartline.config._common import Issues, model_keys
-from smartline.config._line import build_line
 from smartline.config._messages import describe, did_you_mean, one_of
 from smartline.config._schema import (
     IDENTIFIER,
@@ -1222,27 +1221,16 @@ def _walk_ups(chart: Chart[UnitProcedure]) -> list[UnitProcedure]:
     return out
 
 
+def units_summary(doc: Document, line: LineConfig) -> str:
+    """``, N units`` for ``smartline check`` (ConfigError if the ``units:`` section is bad)."""
+    units = build_units(doc, line)
+    return f", {plural(len(units.units), 'unit')}" if units.units else ""
+
+
 def _check_line(doc: Document, options: CheckOptions) -> str:
     """The config layer's line check, plus the line's ``units:`` section (one build)."""
-    line = build_line(doc, profile_paths=options.profile_paths, env=options.env,
-                      registry=options.registry)
-    units = build_units(doc, line)
-    summary = (f"{doc.file}: line {line.name!r}: {plural(len(line.devices), 'device')}, "
-               f"{plural(len(line.tags), 'tag')}, {plural(len(line.tasks), 'task')}")
-    if units.units:
-        summary += f", {plural(len(units.units), 'unit')}"
-    notes: dict[str, list[str]] = {}
-    for device in line.devices.values():
-        family = device.scheme.family
-        missing = family.missing_imports()
-        if missing:
-            hint = (f"pip install '{family.requires}'" if family.requires
-                    else f"install {family.package}'s dependencies")
-            notes.setdefault(f"the {family.name} driver needs {', '.join(missing)}, which is "
-                             f"not installed here: {hint}", []).append(device.name)
-    for note, devices in notes.items():
-        summary += f"\n  note: devices {', '.join(devices)}: {note}"
-    return summary
+    line = check_line(doc, options)
+    return line_summary(doc, line, units_summary(doc, line))
 
 
 FILE_KINDS: Mapping[str, FileKind] = MappingProxyType({
