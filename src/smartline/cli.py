@@ -651,7 +651,10 @@ def report(  # noqa: PLR0917 (click passes one parameter per option)
     except ImportError:
         _fail("the report's plots need matplotlib: pip install 'smartline[report]'",
               EXIT_BAD_INPUT)
-    history = LineHistory(path)
+    try:
+        history = LineHistory(path)
+    except SmartlineError as exc:  # another kind of file, another schema version
+        _fail(str(exc), EXIT_BAD_INPUT)
     try:
         written = render_report(config, history, out, since_ns=since_ns, design_speed=speeds,
                                 audit_path=_default_audit_path())

@@ -61,6 +61,7 @@ from ._registry import (
     PluginProblem,
     SchemeInfo,
 )
+from ._sqlite import SqliteKind
 from ._url import ConnectionUrl, parse_url
 
 __all__ = [
@@ -110,6 +111,7 @@ __all__ = [
     "SchemeInfo",
     "SharedLink",
     "SmartlineError",
+    "SqliteKind",
     "Subscriber",
     "Subscription",
     "VirtualClock",

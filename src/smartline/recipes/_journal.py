@@ -25,11 +25,10 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote
 
 import numpy as np
 
-from ..core import Clock, ClosedError, MonotonicClock, RecipeError, state_dir
+from ..core import Clock, ClosedError, MonotonicClock, RecipeError, SqliteKind, state_dir
 
 __all__ = [
     "EVENT_KINDS",
@@ -89,6 +88,11 @@ CREATE TABLE events (
     PRIMARY KEY (batch, seq)
 ) WITHOUT ROWID;
 """
+
+_KIND = SqliteKind(
+    what="batch journal", version=SCHEMA_VERSION, tables=("batches", "events"), schema=_SCHEMA,
+    synchronous="FULL", error=RecipeError,
+    hint="use the smartline that wrote it or another journal file (--journal)")
 
 
 def default_journal_path(env: Mapping[str, str] | None = None) -> Path:
@@ -416,65 +420,13 @@ class BatchJournal:
             yield conn
 
     def _connect_read(self) -> sqlite3.Connection:
-        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
-        try:
-            conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise RecipeError(f"batch journal {self.path}: cannot read it: {exc}") from exc
-        try:
-            self._check_schema(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _check_schema(self, conn: sqlite3.Connection) -> None:
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.DatabaseError as exc:
-            raise RecipeError(f"batch journal {self.path}: not an SQLite database "
-                              f"({exc})") from exc
-        if version == 0 and not tables:
-            return  # new, empty file: the writer creates the schema
-        if version not in (0, SCHEMA_VERSION):
-            raise RecipeError(
-                f"batch journal {self.path}: schema version {version} is not supported "
-                f"(this smartline reads and writes version {SCHEMA_VERSION}); use the "
-                "smartline that wrote it or another journal file (--journal)")
-        if version == 0 or not {"batches", "events"} <= tables:
-            raise RecipeError(f"batch journal {self.path}: this SQLite file is not a smartline "
-                              "batch journal (no batches/events tables or no schema version)")
+        return _KIND.open(self.path, read_only=True, timeout_s=_BUSY_TIMEOUT_S)
 
     # --- internals: the writer thread ---------------------------------------------------
 
     def _open_writer_connection(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
-                                   check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise RecipeError(f"batch journal {self.path}: cannot open it: {exc}") from exc
-        try:
-            self._check_schema(conn)
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise RecipeError(f"batch journal {self.path}: the file system refuses WAL "
-                                  f"mode (journal_mode is {mode})")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("BEGIN IMMEDIATE")  # two processes creating the file: one creates
-            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise RecipeError(f"batch journal {self.path}: {exc}") from exc
-            raise
+        conn = _KIND.open(self.path, timeout_s=_BUSY_TIMEOUT_S)
+        conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
     def _run_writer(self, conn: sqlite3.Connection) -> None:

@@ -1,6 +1,7 @@
 """The smartline command: check, read, write, --version, --help — run as a real process."""
 
 import json
+import sqlite3
 import textwrap
 
 import pytest
@@ -178,3 +179,17 @@ def test_write_only_tags_are_left_out_of_a_read_and_refused_by_name(tmp_path, en
     r = sl("read", p, "reset", env=env)
     assert r.returncode == 2
     assert "write-only tag(s) (access w) cannot be read: reset" in r.stderr
+
+
+@pytest.mark.parametrize("content", [b"not a database at all " * 50, None])
+def test_report_refuses_a_history_that_is_not_one_and_exits_2(line, env, tmp_path, content):
+    history = tmp_path / "history.db"
+    if content is not None:
+        history.write_bytes(content)
+    else:  # an SQLite file of something else
+        with sqlite3.connect(history) as conn:
+            conn.execute("CREATE TABLE orders (id)")
+    r = sl("report", line, "--history", history, env=env)
+    assert r.returncode == 2, r.stderr
+    assert f"line history {history}" in r.stderr and "give another --history" in r.stderr
+    assert "Traceback" not in r.stderr

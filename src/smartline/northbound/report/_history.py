@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...core import Quality, state_dir
+from ...core import Quality, SmartlineError, SqliteKind, state_dir
 from ...recipes.packml import State
 
 if TYPE_CHECKING:
@@ -57,7 +57,6 @@ DOWN_ENTRY_STATES = frozenset({State.HOLDING, State.HELD, State.ABORTING, State.
 """States whose entry records the unit's stop reason (``<unit>.stop_reason``)."""
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, line TEXT NOT NULL, clock TEXT NOT NULL,
     started_ns INTEGER NOT NULL, stopped_ns INTEGER, last_ns INTEGER NOT NULL);
@@ -83,6 +82,11 @@ CREATE TABLE IF NOT EXISTS cycle_stats (
     p99_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL, hdr TEXT NOT NULL,
     PRIMARY KEY (run, task));
 """
+
+_KIND = SqliteKind(what="line history", version=SCHEMA_VERSION,
+                   tables=("runs", "unit_states", "counters", "device_health", "tag_quality",
+                           "cycle_stats"), schema=_SCHEMA,
+                   synchronous="NORMAL", hint="move it away or give another --history")
 
 
 def default_history_path(line: str, env: Mapping[str, str] | None = None) -> Path:
@@ -173,12 +177,12 @@ class LineHistory:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SmartlineError(f"line history {self.path}: cannot create its folder: "
+                                 f"{exc.strerror or exc}") from exc
+        self._db = _KIND.open(self.path)
 
     def close(self) -> None:
         self._db.close()

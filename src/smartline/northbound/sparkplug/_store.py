@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ...core import ClosedError, SmartlineError
+from ...core import ClosedError, SmartlineError, SqliteKind
 
 if sys.platform != "win32":
     import fcntl
@@ -83,6 +83,11 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('dropped', 0);
 """
 
 _COLUMNS = "id, device, tag, ts_ms, kind, value, quality, datatype"
+
+_KIND = SqliteKind(
+    what="sample store", version=SCHEMA_VERSION, tables=("samples", "meta"), schema=_SCHEMA,
+    synchronous="FULL",
+    hint="move it away or point northbound.sparkplug.store.path elsewhere")
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,34 +329,7 @@ class SampleStore:
             handle.close()
 
     def _open(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
-                                   check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise SmartlineError(f"cannot open the sample store {self.path}: {exc}") from exc
-        try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            tables = {r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if version not in (0, SCHEMA_VERSION) or (version == 0 and tables):
-                raise SmartlineError(
-                    f"{self.path} is not a smartline sample store of schema version "
-                    f"{SCHEMA_VERSION} (user_version {version}, tables "
-                    f"{', '.join(sorted(tables)) or 'none'}); move it away or point "
-                    "northbound.sparkplug.store.path elsewhere")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise SmartlineError(f"{self.path}: SQLite refused WAL mode (got {mode})")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}"
-                               f"PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise SmartlineError(f"cannot use the sample store {self.path}: {exc}") from exc
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return _KIND.open(self.path, timeout_s=_BUSY_TIMEOUT_S)
 
     def _pragma(self, name: str) -> int:
         return int(self._conn.execute(f"PRAGMA {name}").fetchone()[0])
