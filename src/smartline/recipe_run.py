@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .cycle import Engine
     from .line import Line
     from .recipes._executor import RecipeExecutor
+    from .recipes._journal import BatchJournal
     from .recipes._model import Recipe
     from .recipes._units import Units
 
@@ -199,13 +200,9 @@ def recipe_history(journal_path: Path | None, *, line: str | None, limit: int | 
     """``smartline recipe history``: the batches in the journal, newest first."""
     import json
 
-    from .recipes._journal import BatchJournal, default_journal_path
-
-    path = journal_path if journal_path is not None else default_journal_path()
-    if not path.exists():
-        _error(f"no batch journal at {path} (run a recipe first, or give --journal)")
+    journal = _read_journal(journal_path, "run a recipe first, or give --journal")
+    if journal is None:
         return EXIT_BAD_INPUT
-    journal = BatchJournal(path, read_only=True)
     try:
         batches = journal.batches(line=line, limit=limit)
     finally:
@@ -228,13 +225,10 @@ def recipe_history(journal_path: Path | None, *, line: str | None, limit: int | 
 def export_batch(batch: str, *, journal_path: Path | None, fmt: str,
                  out: Path | None) -> int:
     """``smartline recipe export BATCH``: the batch record as JSON or CSV."""
-    from .recipes._journal import BatchJournal, default_journal_path
-
-    path = journal_path if journal_path is not None else default_journal_path()
-    if not path.exists():
-        _error(f"no batch journal at {path} (give --journal)")
+    journal = _read_journal(journal_path, "give --journal")
+    if journal is None:
         return EXIT_BAD_INPUT
-    journal = BatchJournal(path, read_only=True)
+    path = journal.path
     try:
         try:
             journal.batch(batch)
@@ -252,6 +246,22 @@ def export_batch(batch: str, *, journal_path: Path | None, fmt: str,
     finally:
         journal.close()
     return EXIT_OK
+
+
+def _read_journal(journal_path: Path | None, missing: str) -> BatchJournal | None:
+    """The batch journal opened for reading; None (said why) if there is none or it is not
+    one. ``missing``: what to do when the file does not exist."""
+    from .recipes._journal import BatchJournal, default_journal_path
+
+    path = journal_path if journal_path is not None else default_journal_path()
+    if not path.exists():
+        _error(f"no batch journal at {path} ({missing})")
+        return None
+    try:
+        return BatchJournal(path, read_only=True)
+    except RecipeError as exc:  # another kind of file, another schema version
+        _error(str(exc))
+        return None
 
 
 def _iso(ns: int | None) -> str:

@@ -77,6 +77,16 @@ def test_bad_parameters_are_refused_before_anything_runs(tmp_path: Path) -> None
     assert not (tmp_path / "b.db").exists() or "batch" not in r.stderr
 
 
+def test_history_and_export_refuse_a_file_that_is_no_journal(tmp_path: Path) -> None:
+    garbage = tmp_path / "b.db"
+    garbage.write_bytes(b"not a database at all " * 50)
+    for args in (("history",), ("export", "B-1")):
+        r = _smartline("recipe", *args, "--journal", str(garbage), tmp=tmp_path, timeout=60)
+        assert r.returncode == 2, r.stderr
+        assert f"batch journal {garbage}: not an SQLite database" in r.stderr
+        assert "Traceback" not in r.stderr
+
+
 def test_a_used_recipe_version_is_immutable(tmp_path: Path) -> None:
     shutil.copy(ROOT / "recipes" / "heat-treatment.yaml", tmp_path / "heat-treatment.yaml")
     recipe = tmp_path / "heat-treat-42crmo4.yaml"
