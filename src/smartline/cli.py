@@ -39,15 +39,20 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _fail_config(exc: ConfigError) -> NoReturn:
+    """Every located problem of a bad file, one a line; exit 2."""
+    for issue in exc.issues:
+        click.echo(issue.format(), err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
 def _load_line(path: str, profile_paths: Sequence[Path]) -> object:
     from .line import Line
 
     try:
         return Line.load(path, profile_paths=profile_paths)
     except ConfigError as exc:
-        for issue in exc.issues:
-            click.echo(issue.format(), err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _fail_config(exc)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -305,9 +310,7 @@ def sim(scenario: Path) -> None:
     try:
         loaded = Scenario.load(scenario)
     except ConfigError as exc:
-        for issue in exc.issues:
-            click.echo(issue.format(), err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _fail_config(exc)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     try:
         sys.exit(asyncio.run(serve_scenario(loaded)))
@@ -515,9 +518,7 @@ def cnc_send(  # noqa: PLR0917 (click passes one parameter per option)
     try:
         program = GcodeProgram.load(file)
     except ConfigError as exc:
-        for issue in exc.issues:
-            click.echo(issue.format(), err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _fail_config(exc)
     except OSError as exc:
         _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_BAD_INPUT)
     show = progress if progress is not None else sys.stderr.isatty()
@@ -633,9 +634,7 @@ def report(  # noqa: PLR0917 (click passes one parameter per option)
     try:
         config = load_line(line, profile_paths=profile_paths)
     except ConfigError as exc:
-        for issue in exc.issues:
-            click.echo(issue.format(), err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _fail_config(exc)
     try:
         since_ns = parse_since(since) if since is not None else None
         speeds = parse_design_speeds(design_speeds)
@@ -659,9 +658,7 @@ def report(  # noqa: PLR0917 (click passes one parameter per option)
         written = render_report(config, history, out, since_ns=since_ns, design_speed=speeds,
                                 audit_path=_default_audit_path())
     except ConfigError as exc:
-        for issue in exc.issues:
-            click.echo(issue.format(), err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _fail_config(exc)
     except OSError as exc:
         _fail(f"cannot write {out}: {exc.strerror or exc}", EXIT_FAILURE)
     finally:
