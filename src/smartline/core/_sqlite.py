@@ -36,6 +36,10 @@ class SqliteKind:
     synchronous: Literal["FULL", "NORMAL"]
     hint: str
     error: Callable[[str], SmartlineError] = SmartlineError
+    #: a file with every table of the kind but no version (written before the version was
+    #: recorded) is taken as this version, and marked so by a writer (its ``schema`` must
+    #: then be ``IF NOT EXISTS`` statements: they run over the tables already there)
+    adopt_unversioned: bool = False
 
     def open(self, path: Path, *, read_only: bool = False,
              timeout_s: float = 10.0) -> sqlite3.Connection:
@@ -69,7 +73,8 @@ class SqliteKind:
         return conn
 
     def _check(self, conn: sqlite3.Connection, path: Path) -> bool:
-        """Refuse a file of another kind or version; True for a new, empty file."""
+        """Refuse a file of another kind or version; True for a file to give the schema
+        and version (new and empty, or adopted)."""
         try:
             conn.execute("BEGIN")  # one snapshot: another process may be creating the file
             try:
@@ -87,6 +92,8 @@ class SqliteKind:
             raise self.error(f"{self.what} {path}: schema version {version} is not supported "
                              f"(this smartline reads and writes version {self.version}); "
                              f"{self.hint}")
+        if version == 0 and self.adopt_unversioned and set(self.tables) <= found:
+            return True  # the writer marks it (the schema's IF NOT EXISTS leaves it as it is)
         if version == 0 or not set(self.tables) <= found:
             raise self.error(f"{self.what} {path}: this SQLite file is not a smartline "
                              f"{self.what} (user_version {version}, tables "

@@ -96,3 +96,25 @@ def test_two_writers_creating_one_file_make_one_schema(tmp_path: Path) -> None:
     assert errors == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM a").fetchone()[0] == 1  # schema ran once
+
+
+def test_an_unversioned_file_of_the_kind_is_adopted_only_where_asked(tmp_path: Path) -> None:
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:  # written before the version was recorded
+        conn.execute("CREATE TABLE a (x)")
+        conn.execute("CREATE TABLE b (y)")
+        conn.execute("INSERT INTO a VALUES (7)")
+    with pytest.raises(SmartlineError, match="is not a smartline test file"):
+        KIND.open(old)
+    adopting = SqliteKind(what="test file", version=3, tables=("a", "b"),
+                          schema="CREATE TABLE IF NOT EXISTS a (x); "
+                                 "CREATE TABLE IF NOT EXISTS b (y)",
+                          synchronous="NORMAL", hint="h", adopt_unversioned=True)
+    adopting.open(old, read_only=True).close()
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 0  # reading wrote nothing
+    adopting.open(old).close()
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("SELECT x FROM a").fetchall() == [(7,)]  # its rows kept
+    KIND.open(old).close()  # now a version-3 file for everyone

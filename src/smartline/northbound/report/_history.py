@@ -86,7 +86,8 @@ CREATE TABLE IF NOT EXISTS cycle_stats (
 _KIND = SqliteKind(what="line history", version=SCHEMA_VERSION,
                    tables=("runs", "unit_states", "counters", "device_health", "tag_quality",
                            "cycle_stats"), schema=_SCHEMA,
-                   synchronous="NORMAL", hint="move it away or give another --history")
+                   synchronous="NORMAL", hint="move it away or give another --history",
+                   adopt_unversioned=True)  # histories of before 2026-11-29 (no user_version)
 
 
 def default_history_path(line: str, env: Mapping[str, str] | None = None) -> Path:
